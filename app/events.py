@@ -1,0 +1,151 @@
+"""Every event that crosses a module boundary, defined once.
+
+Events are immutable msgspec Structs: cheap to build on the DLL callback thread, encoded to msgpack for the journal
+and the wire without a hand-written schema, and decoded back into the same types for replay. `tag=True` puts the
+class name in the encoded form (field "type") so a stream of mixed events decodes into the right classes.
+
+Time fields: `ts` is exchange time in ns since the epoch (UTC); `received_ns` is `time.monotonic_ns()` stamped first
+thing in the DLL callback (or by the replay source), the origin of every latency figure.
+"""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Aggressor = Literal["buy", "sell", "direct", "auction", "unknown"]
+Side = Literal["bid", "ask"]
+
+
+class Event(msgspec.Struct, frozen=True, tag=True, gc=False):
+    """Base of every event; `tag=True` makes the encoded form self-describing."""
+
+
+class Trade(Event, frozen=True, tag=True, gc=False):
+    ticker: str
+    exchange: str
+    ts: int  # exchange time, ns since epoch UTC
+    trade_id: int  # the DLL's trade number: unique and increasing per ticker and session
+    price: float
+    qty: int  # contracts
+    volume: float  # financial volume as the DLL reports it
+    buyer: int  # buyer agent (broker) id
+    seller: int  # seller agent (broker) id
+    aggressor: Aggressor
+    received_ns: int
+    edit: bool = False  # the DLL re-sent an edited trade (TC_IS_EDIT / bEdit)
+
+
+class Book(Event, frozen=True, tag=True, gc=False):
+    """One side of the book after an update: levels best first as (price, qty, count)."""
+
+    ticker: str
+    ts: int
+    side: Side
+    levels: tuple[tuple[float, int, int], ...]
+    received_ns: int
+    source: Literal["tiny", "depth", "replay"] = "depth"
+
+
+class State(Event, frozen=True, tag=True, gc=False):
+    """A connection state change from the DLL (conn_type, result as in the manual) or from the feed itself."""
+
+    conn_type: int
+    result: int
+    name: str  # e.g. "MARKET_CONNECTED"
+    received_ns: int
+    ts: int = 0
+
+
+class InvalidTicker(Event, frozen=True, tag=True, gc=False):
+    ticker: str
+    exchange: str
+    received_ns: int
+    ts: int = 0
+
+
+class Signal(Event, frozen=True, tag=True, gc=False):
+    agent: str
+    ticker: str
+    ts: int
+    direction: float  # [-1, 1]
+    confidence: float  # [0, 1]
+    horizon: int  # in trades of this ticker
+    features: dict[str, float]
+    trade_id: int  # the trade that produced it
+    received_ns: int = 0
+
+
+class Decision(Event, frozen=True, tag=True, gc=False):
+    ticker: str
+    ts: int
+    target: int  # target position in contracts
+    regime: str
+    weights: dict[str, float]
+    signals: dict[str, float]  # agent -> direction*confidence that entered the blend
+    reason: str
+    trade_id: int
+    latency_ns: int  # received_ns of the trade -> decision made
+
+
+class Order(Event, frozen=True, tag=True, gc=False):
+    order_id: int
+    ticker: str
+    ts: int
+    side: Literal["buy", "sell"]
+    qty: int
+    kind: Literal["market", "limit"]
+    price: float  # limit price, or the reference price for market orders
+    reason: str
+    trade_id: int
+
+
+class Fill(Event, frozen=True, tag=True, gc=False):
+    order_id: int
+    ticker: str
+    ts: int
+    side: Literal["buy", "sell"]
+    qty: int
+    price: float
+    fee: float  # R$
+    slippage_ticks: float
+    trade_id: int
+
+
+class Position(Event, frozen=True, tag=True, gc=False):
+    ticker: str
+    ts: int
+    qty: int  # signed contracts
+    avg_price: float
+    realized: float  # R$ net of fees
+    unrealized: float  # R$
+    fees: float
+
+
+class Reward(Event, frozen=True, tag=True, gc=False):
+    agent: str
+    ticker: str
+    ts: int
+    regime: str
+    pnl: float  # counterfactual R$ net of costs at the agent's horizon
+    trade_id: int  # the trade whose signal is being scored
+
+
+class RiskBreach(Event, frozen=True, tag=True, gc=False):
+    ticker: str
+    ts: int
+    rule: str  # max_position | max_daily_loss | max_orders_per_minute | kill_switch
+    detail: str
+    trade_id: int
+
+
+class Metric(Event, frozen=True, tag=True, gc=False):
+    name: str
+    ts: int
+    values: dict[str, float]
+
+
+InputEvent = Union[Trade, Book, State, InvalidTicker]
+AnyEvent = Union[Trade, Book, State, InvalidTicker, Signal, Decision, Order, Fill, Position, Reward, RiskBreach, Metric]
