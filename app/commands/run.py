@@ -1,0 +1,109 @@
+"""`python -m app run`: the live job (simulator by default)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from app import config as config_mod
+from app.app import App
+from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, setup_logging
+from app.feed.base import FeedError
+from app.loops import loop_factory, run as run_loop
+
+NAME = "run"
+HELP = "run the live pipeline on the configured feed (the built-in simulated DLL by default)"
+log = logging.getLogger("app.run")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--feed", choices=["simulator", "profitdll"], help="override feed.kind")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--json", action="store_true", help="print one JSON summary line at exit")
+    p.add_argument("--loop", choices=["auto", "uvloop", "winloop", "asyncio"], default="auto")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """First Ctrl-C / SIGTERM: orderly stop. Second: exit now."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signame: str) -> None:
+        if stop.is_set():
+            print(f"\n{signame} again: forcing exit", file=sys.stderr)
+            os._exit(130)
+        print(f"\n{signame}: stopping (press Ctrl-C again to force)", file=sys.stderr)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        except (NotImplementedError, RuntimeError):  # Windows loops: fall back to the signal module
+            signal.signal(sig, lambda *_a, _n=sig.name: loop.call_soon_threadsafe(on_signal, _n))
+
+
+def status_line(app: App, prev: dict[str, Any], interval: float) -> str:
+    snap = app.snapshot()
+    cont = snap.get("continuity", {})
+    bridge = snap.get("feed", {}).get("bridge", {})
+    parts = []
+    for ticker, n in sorted(cont.get("trades", {}).items()):
+        rate = (n - prev.get(ticker, 0)) / interval
+        prev[ticker] = n
+        last = app.pipeline.continuity.last_price.get(ticker) if app.pipeline else None
+        parts.append(f"{ticker} {n} trades {rate:,.0f}/s last {last}")
+    lat = bridge.get("latency", {})
+    parts.append(f"bridge depth {bridge.get('depth', 0)} max {bridge.get('max_depth', 0)} "
+                 f"p50 {lat.get('p50_us', 0)}us p99 {lat.get('p99_us', 0)}us")
+    parts.append(f"gaps {cont.get('gaps', 0)}")
+    return " | ".join(parts)
+
+
+async def _main(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[int, App]:
+    app = App(cfg)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    try:
+        await app.start()
+    except FeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FEED, app
+    deadline = time.monotonic() + args.duration if args.duration else None
+    prev: dict[str, Any] = {}
+    interval = cfg.run.status_interval
+    try:
+        while not stop.is_set():
+            timeout = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
+            await app.wait(timeout, stop)
+            if not args.json:
+                print(status_line(app, prev, interval), file=sys.stderr, flush=True)
+            if app.feed is not None and app.feed.done.is_set():
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        await app.stop(finalize=True)
+    return EXIT_OK, app
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {"feed.kind": args.feed} if args.feed else {}
+    try:
+        cfg = config_mod.load(args.config, overrides)
+    except config_mod.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(cfg.run.log_level)
+    loop_name, _ = loop_factory(args.loop)
+    log.info("loop: %s, feed: %s", loop_name, cfg.feed.kind)
+    code, app = run_loop(lambda: _main(args, cfg), args.loop)  # type: ignore[misc]
+    if args.json:
+        summary = app.summary()
+        summary["loop"] = loop_name
+        print(json.dumps(summary), flush=True)
+    return code

@@ -1,0 +1,107 @@
+"""DLL callback thread -> event loop hand-off.
+
+The callback thread only appends an already-copied event to a deque and, when no wake-up is pending, schedules
+one `drain` with `call_soon_threadsafe`. Everything that arrives before the loop runs `drain` rides on the same
+wake-up, so the cost of waking the loop is paid per batch, not per tick. The callback never waits for the loop.
+
+`deque.append` / `popleft` are atomic under the GIL; `_pending` is cleared before draining so an event appended
+during a drain either is taken by it or schedules the next one: nothing can be stranded.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from app.events import InputEvent
+from app.feed.base import Sink
+from app.metrics import LatencyHistogram
+
+log = logging.getLogger("app.feed.bridge")
+
+_BATCH_EDGES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class Bridge:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, warn_depth: int = 20_000) -> None:
+        self._loop = loop
+        self._sink = sink
+        self._queue: deque[InputEvent] = deque()
+        self._pending = False
+        self._closed = False
+        self.warn_depth = warn_depth
+        # measured on the loop side only (the callback thread touches nothing but the deque and the flag)
+        self.events = 0
+        self.wakeups = 0
+        self.max_depth = 0
+        self.max_batch = 0
+        self.lost_wakeups = 0  # the loop was closed under us; events stay in the deque
+        self.batch_sizes = [0] * (len(_BATCH_EDGES) + 1)
+        self.latency = LatencyHistogram()  # callback received_ns -> drained on the loop
+        self._warned_at = 0
+
+    # -- callback thread ---------------------------------------------------------------------------------------
+    def put(self, event: InputEvent) -> None:
+        self._queue.append(event)
+        if not self._pending:
+            self._pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # loop closed: keep the event, never raise into the DLL
+                self.lost_wakeups += 1
+
+    # -- loop thread -------------------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def _drain(self) -> None:
+        self._pending = False
+        queue = self._queue
+        n = len(queue)
+        if not n:
+            return
+        batch = [queue.popleft() for _ in range(n)]
+        self.wakeups += 1
+        self.events += n
+        if n > self.max_depth:
+            self.max_depth = n
+            if n > self.warn_depth and n > self._warned_at * 2:
+                self._warned_at = n
+                log.warning("bridge backlog %d events: the loop is falling behind the DLL", n)
+        if n > self.max_batch:
+            self.max_batch = n
+        i = 0
+        while i < len(_BATCH_EDGES) and n > _BATCH_EDGES[i]:
+            i += 1
+        self.batch_sizes[i] += 1
+        now = time.monotonic_ns()
+        record = self.latency.record
+        for ev in batch:
+            record(now - ev.received_ns)
+        if not self._closed:
+            self._sink(batch)
+
+    def flush(self) -> None:
+        """Deliver whatever is queued now (used at stop, after the DLL stopped calling back)."""
+        self._drain()
+
+    def close(self) -> None:
+        self._drain()
+        self._closed = True
+
+    def stats(self) -> dict[str, Any]:
+        labels = [f"<={e}" for e in _BATCH_EDGES] + [f">{_BATCH_EDGES[-1]}"]
+        return {
+            "events": self.events,
+            "wakeups": self.wakeups,
+            "depth": self.depth,
+            "max_depth": self.max_depth,
+            "max_batch": self.max_batch,
+            "mean_batch": round(self.events / self.wakeups, 2) if self.wakeups else 0.0,
+            "batch_sizes": {label: c for label, c in zip(labels, self.batch_sizes) if c},
+            "lost_wakeups": self.lost_wakeups,
+            "latency": self.latency.summary_us(),
+        }

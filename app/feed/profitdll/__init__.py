@@ -1,0 +1,1 @@
+"""ctypes binding of Nelogica's ProfitDLL market-data API (spec §1-§7)."""

@@ -1,0 +1,247 @@
+"""The ctypes callbacks the DLL calls on its connector thread.
+
+Rules they follow (spec §7, ARCHITECTURE "Threads"):
+- stamp `received_ns` first, copy every field into Python values (a `c_wchar_p` field read returns a new `str`),
+  build the typed event, hand it to the bridge and return; nothing that points into DLL memory survives the call;
+- the only DLL functions called here are the accessors the manual requires inside the callback
+  (`TranslateTrade`, `GetPriceDepthSideCount`, `GetPriceGroup`), never a request function;
+- never raise into the DLL: an exception is counted and its text kept for `stats()`;
+- every callback object is referenced from the module-level `_KEEPALIVE` list for the life of the process, even
+  after `DLLFinalize` (a collected thunk crashes the process on the next call).
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from app.events import Book, InvalidTicker, State, Trade
+from app.feed.b3time import local_to_ns, parse_dll_datetime
+from app.feed.profitdll import abi
+
+if TYPE_CHECKING:
+    from app.feed.profitdll.session import DllSession
+
+_KEEPALIVE: list[Any] = []
+
+_AGGRESSOR = tuple(abi.AGGRESSOR_BY_TRADE_TYPE.get(i, "unknown") for i in range(256))
+_SIDE = ("bid", "ask")
+
+
+class ThreadStatePinner:
+    """Keeps one Python thread state alive per native callback thread.
+
+    By default ctypes creates and destroys a thread state around every callback from a foreign thread (the
+    PyGILState_Ensure/Release pair finds none and makes one). Taking one extra PyGILState_Ensure reference the
+    first time a thread calls back makes every later callback reuse that state (CPython documents the GILState
+    counter semantics). The reference is released by nobody: one thread state per DLL thread per process.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.pinned: set[int] = set()
+        self._ensure = ctypes.pythonapi.PyGILState_Ensure
+        self._ensure.restype = ctypes.c_int
+        self._ensure.argtypes = []
+
+    def pin_current(self) -> None:
+        ident = threading.get_ident()
+        if ident not in self.pinned:
+            self.pinned.add(ident)
+            if self.enabled:
+                self._ensure()
+
+
+class Callbacks:
+    """Builds and owns the callback objects for one DLL session."""
+
+    def __init__(self, session: "DllSession", depth_levels: int, keep_thread_state: bool) -> None:
+        self.session = session
+        self.depth_levels = depth_levels
+        self.pinner = ThreadStatePinner(keep_thread_state)
+        self.errors = 0
+        self.last_error = ""
+        self.translate_errors = 0
+        self.depth_errors = 0
+        self.unrouted = 0
+        self.last_ts: dict[str, int] = {}
+        self.state = self._make(abi.TStateCallback, self._state_fn())
+        self.trade_v1 = self._make(abi.TNewTradeCallback, self._trade_v1_fn())
+        self.trade_v2 = self._make(abi.TConnectorTradeCallback, self._trade_v2_fn())
+        self.tiny_book = self._make(abi.TTinyBookCallback, self._tiny_book_fn())
+        self.price_depth = self._make(abi.TConnectorPriceDepthCallback, self._price_depth_fn())
+        self.invalid_ticker = self._make(abi.TInvalidTickerCallback, self._invalid_ticker_fn())
+
+    @staticmethod
+    def _make(prototype: Any, fn: Callable[..., None]) -> Any:
+        cb = prototype(fn)
+        _KEEPALIVE.append(cb)
+        return cb
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _emit(self, event: Any) -> None:
+        bridge = self.session.bridge
+        if bridge is None:
+            self.unrouted += 1
+        else:
+            bridge.put(event)
+
+    # Each factory binds what the hot path needs to locals: these run hundreds of thousands of times a second.
+    def _state_fn(self) -> Callable[[int, int], None]:
+        now, pin, session, names = time.monotonic_ns, self.pinner.pin_current, self.session, abi.STATE_NAMES
+
+        def on_state(conn_type: int, result: int) -> None:
+            received = now()
+            try:
+                pin()
+                session.conn_state[conn_type] = result
+                self._emit(State(conn_type, result, names.get((conn_type, result), f"STATE_{conn_type}_{result}"),
+                                 received))
+            except BaseException as exc:
+                self._failed(exc)
+
+        return on_state
+
+    def _trade_v2_fn(self) -> Callable[..., None]:
+        now, pin = time.monotonic_ns, self.pinner.pin_current
+        translate = self.session.lib.TranslateTrade
+        buf = abi.TConnectorTrade()
+        ref = ctypes.byref(buf)
+        date = buf.TradeDate  # a view into buf, refreshed by every TranslateTrade
+        last_ts, aggressor, emit = self.last_ts, _AGGRESSOR, self._emit
+
+        def on_trade_v2(asset: abi.TConnectorAssetIdentifier, handle: int, flags: int) -> None:
+            received = now()
+            try:
+                pin()
+                buf.Version = 0
+                rc = translate(handle, ref)
+                if rc != 0:
+                    self.translate_errors += 1
+                    return
+                ticker = asset.Ticker
+                ts = local_to_ns(date.wYear, date.wMonth, date.wDay, date.wHour, date.wMinute, date.wSecond,
+                                 date.wMilliseconds)
+                last_ts[ticker] = ts
+                emit(Trade(ticker, asset.Exchange, ts, buf.TradeNumber, buf.Price, buf.Quantity, buf.Volume,
+                           buf.BuyAgent, buf.SellAgent, aggressor[buf.TradeType], received, bool(flags & 1)))
+            except BaseException as exc:
+                self._failed(exc)
+
+        return on_trade_v2
+
+    def _trade_v1_fn(self) -> Callable[..., None]:
+        now, pin = time.monotonic_ns, self.pinner.pin_current
+        last_ts, aggressor, emit = self.last_ts, _AGGRESSOR, self._emit
+
+        def on_trade_v1(asset: abi.TAssetIDRec, date: str, number: int, price: float, volume: float, qty: int,
+                        buyer: int, seller: int, trade_type: int, edit: int) -> None:
+            received = now()
+            try:
+                pin()
+                ticker = asset.pwcTicker
+                ts = parse_dll_datetime(date)
+                last_ts[ticker] = ts
+                emit(Trade(ticker, asset.pwcBolsa, ts, number, price, qty, volume, buyer, seller,
+                           aggressor[trade_type & 0xFF], received, (edit & 0xFFFF) != 0))
+            except BaseException as exc:
+                self._failed(exc)
+
+        return on_trade_v1
+
+    def _tiny_book_fn(self) -> Callable[..., None]:
+        now, pin, last_ts, emit = time.monotonic_ns, self.pinner.pin_current, self.last_ts, self._emit
+
+        def on_tiny_book(asset: abi.TAssetIDRec, price: float, qty: int, side: int) -> None:
+            received = now()
+            try:
+                pin()
+                ticker = asset.pwcTicker
+                # the callback has no time: the book is stamped with the ticker's last trade time
+                emit(Book(ticker, last_ts.get(ticker, 0), _SIDE[side & 1], ((price, qty, 0),), received, "tiny"))
+            except BaseException as exc:
+                self._failed(exc)
+
+        return on_tiny_book
+
+    def _price_depth_fn(self) -> Callable[..., None]:
+        now, pin, last_ts, emit = time.monotonic_ns, self.pinner.pin_current, self.last_ts, self._emit
+        lib = self.session.lib
+        side_count, price_group = lib.GetPriceDepthSideCount, lib.GetPriceGroup
+        group = abi.TConnectorPriceGroup()
+        group_ref = ctypes.byref(group)
+        max_levels = self.depth_levels
+        bracketed: dict[str, set[int]] = {}  # ticker -> sides changed since Prepare, read at Flush
+
+        def read_side(asset_ref: Any, side: int) -> tuple[tuple[float, int, int], ...] | None:
+            n = side_count(asset_ref, side)
+            if n < 0:
+                self.depth_errors += 1
+                return None
+            levels = []
+            for position in range(min(n, max_levels + 1)):
+                group.Version = 0
+                if price_group(asset_ref, side, position, group_ref) != 0:
+                    self.depth_errors += 1
+                    break
+                if group.PriceGroupFlags & abi.PG_IS_THEORIC:
+                    continue  # the auction's theoretical level (price -INF) is not a resting level
+                levels.append((group.Price, group.Quantity, group.Count))
+                if len(levels) == max_levels:
+                    break
+            return tuple(levels)
+
+        def on_price_depth(asset: abi.TConnectorAssetIdentifier, side: int, position: int, update: int) -> None:
+            received = now()
+            try:
+                pin()
+                ticker = asset.Ticker
+                if update == abi.UPDATE_PREPARE:
+                    bracketed[ticker] = set()
+                    return
+                if update == abi.UPDATE_FLUSH:
+                    sides = bracketed.pop(ticker, None) or {0, 1}
+                elif ticker in bracketed:
+                    bracketed[ticker].update((0, 1) if side > 1 else (side,))
+                    return
+                else:
+                    sides = (0, 1) if side > 1 else (side,)
+                asset_ref = ctypes.byref(asset)
+                ts = last_ts.get(ticker, 0)
+                for s in sorted(sides):
+                    levels = read_side(asset_ref, s)
+                    if levels is not None:
+                        emit(Book(ticker, ts, _SIDE[s], levels, received, "depth"))
+            except BaseException as exc:
+                self._failed(exc)
+
+        return on_price_depth
+
+    def _invalid_ticker_fn(self) -> Callable[..., None]:
+        now, pin, session = time.monotonic_ns, self.pinner.pin_current, self.session
+
+        def on_invalid_ticker(asset: abi.TConnectorAssetIdentifier) -> None:
+            received = now()
+            try:
+                pin()
+                ticker, exchange = asset.Ticker, asset.Exchange
+                session.invalid_tickers.add(ticker)
+                self._emit(InvalidTicker(ticker, exchange, received))
+            except BaseException as exc:
+                self._failed(exc)
+
+        return on_invalid_ticker
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "callback_errors": self.errors,
+            "last_callback_error": self.last_error,
+            "translate_errors": self.translate_errors,
+            "depth_errors": self.depth_errors,
+            "unrouted": self.unrouted,
+            "pinned_threads": len(self.pinner.pinned) if self.pinner.enabled else 0,
+        }

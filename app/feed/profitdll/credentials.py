@@ -1,0 +1,32 @@
+"""ProfitDLL credentials, from the environment only (never config.toml, never logged)."""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from app.feed.base import FeedError
+
+ENV_KEY, ENV_USER, ENV_PASSWORD = "PROFITDLL_KEY", "PROFITDLL_USER", "PROFITDLL_PASSWORD"
+
+
+class Credentials(NamedTuple):
+    key: str
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never leak a secret through a log line or a traceback
+        return "Credentials(key=***, user=***, password=***)"
+
+    __str__ = __repr__
+
+
+def from_env() -> Credentials:
+    values = {name: os.environ.get(name, "") for name in (ENV_KEY, ENV_USER, ENV_PASSWORD)}
+    missing = [name for name, v in values.items() if not v]
+    if missing:
+        raise FeedError(f"missing environment variable(s) {', '.join(missing)}: set them to your ProfitDLL "
+                        "activation key, user and password (they are never read from config.toml)")
+    return Credentials(values[ENV_KEY], values[ENV_USER], values[ENV_PASSWORD])
+
+
+SIMULATOR = Credentials("SIMULATOR-KEY", "simulator", "simulator")

@@ -1,0 +1,75 @@
+"""Load ProfitDLL (or the native stand-in) and declare every function the binding calls.
+
+Nothing here calls a DLL function: calls happen only on the owner thread (see session.py).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from app.feed.base import FeedError
+from app.feed.profitdll.abi import FUNCTIONS
+
+# file names the real DLL ships under (spec §1): 64-bit packages use either name
+DLL_NAMES = ("ProfitDLL64.dll", "ProfitDLL.dll")
+
+
+class ProfitLibrary:
+    """The resolved exports of one loaded library, each with argtypes and restype set."""
+
+    def __init__(self, handle: ctypes.CDLL, path: str) -> None:
+        self.handle = handle
+        self.path = path
+        missing = [name for name in FUNCTIONS if not hasattr(handle, name)]
+        if missing:
+            raise FeedError(
+                f"{path} does not export {', '.join(missing)}; it is not a ProfitDLL build this binding supports "
+                "(needs 4.0.0.31 or newer)"
+            )
+        for name, (restype, argtypes) in FUNCTIONS.items():
+            fn = getattr(handle, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+            setattr(self, name, fn)
+
+    @staticmethod
+    def resolved_names() -> list[str]:
+        return sorted(FUNCTIONS)
+
+
+def load(path: str | os.PathLike[str]) -> ProfitLibrary:
+    p = Path(path)
+    if not p.exists():
+        raise FeedError(f"DLL not found at {p}; set feed.dll_path in config.toml to the ProfitDLL64.dll location")
+    try:
+        if os.name == "nt":
+            # companion OpenSSL DLLs live beside ProfitDLL: let the loader find them there
+            os.add_dll_directory(str(p.parent.resolve()))  # type: ignore[attr-defined]
+            handle = ctypes.WinDLL(str(p))  # type: ignore[attr-defined]
+        else:
+            handle = ctypes.CDLL(str(p))
+    except OSError as exc:
+        raise FeedError(
+            f"cannot load {p}: {exc}; check the file is the 64-bit DLL matching this Python and that its "
+            "companion DLLs (libcrypto/libssl) are in the same folder"
+        ) from None
+    return ProfitLibrary(handle, str(p))
+
+
+def find_real_dll(configured: str) -> Path:
+    """feed.dll_path if set, else the usual names beside the working directory and on PATH (Windows)."""
+    if configured:
+        return Path(configured)
+    candidates = [Path.cwd() / name for name in DLL_NAMES]
+    candidates += [Path.cwd() / "DLLs" / "Win64" / name for name in DLL_NAMES]
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if entry:
+            candidates += [Path(entry) / name for name in DLL_NAMES]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FeedError(
+        "ProfitDLL not found: set feed.dll_path in config.toml to the full path of ProfitDLL64.dll "
+        "(or put it in the working directory)"
+    )

@@ -1,0 +1,92 @@
+"""The native ProfitDLL stand-in: locating the built library and driving its `SIM_` control functions.
+
+The stand-in (profitsim.c) exports the real DLL's function names with the same C ABI and is loaded by the very same
+binding; the `SIM_*` functions are outside the real ABI and exist only to set the synthetic market and faults.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.config import SimulatorConfig
+from app.feed.b3time import B3_TZ
+from app.feed.base import FeedError
+
+STATS = ("violations", "foreign_thread_calls", "accessor_misuse", "callbacks", "trades_generated",
+         "trades_delivered", "undelivered", "callbacks_after_finalize", "initialized", "finalized",
+         "connector_alive", "subscribed")
+
+
+def library_path(configured: str = "") -> Path:
+    if configured:
+        p = Path(configured)
+        if not p.is_file():
+            raise FeedError(f"simulator.library = {configured!r} does not exist; remove the key to use the built one")
+        return p
+    if sys.platform == "win32":
+        raise FeedError("the native simulator is not built on Windows; use feed.kind = \"profitdll\" with the real "
+                        "DLL, or feed.kind = \"replay\"")
+    spec = importlib.util.find_spec("app.feed.simulator._profitsim")
+    if spec is None or not spec.origin:
+        raise FeedError("the native simulator is not built (no C compiler at install time?): install gcc "
+                        "(apt-get install gcc) and reinstall with `pip install -e .`")
+    return Path(spec.origin)
+
+
+class SimControl:
+    """The SIM_ functions of a loaded stand-in."""
+
+    def __init__(self, handle: ctypes.CDLL) -> None:
+        try:
+            self._set = handle.SIM_SetParam
+            self._get = handle.SIM_GetStat
+        except AttributeError:
+            raise FeedError(f"{handle._name} is not the hmarl stand-in (no SIM_ control functions)") from None
+        self._set.restype, self._set.argtypes = ctypes.c_int32, [ctypes.c_char_p, ctypes.c_double]
+        self._get.restype, self._get.argtypes = ctypes.c_int64, [ctypes.c_char_p]
+
+    def set(self, name: str, value: float) -> None:
+        rc = self._set(name.encode(), float(value))
+        if rc != 0:
+            raise FeedError(f"simulator rejected {name} = {value!r} (code {rc})")
+
+    def stat(self, name: str) -> int:
+        return int(self._get(name.encode()))
+
+    def stats(self) -> dict[str, int]:
+        return {name: self.stat(name) for name in STATS}
+
+    def configure(self, cfg: SimulatorConfig) -> None:
+        self.set("seed", cfg.seed)
+        self.set("rate", cfg.rate)
+        self.set("pace", 1 if cfg.pace else 0)
+        self.set("bursts", 1 if cfg.bursts else 0)
+        self.set("burst_rate", cfg.burst_rate)
+        self.set("burst_every", cfg.burst_every)
+        self.set("burst_len", cfg.burst_len)
+        self.set("max_trades", cfg.max_trades)
+        self.set("reinit_abort", 1 if cfg.reinit == "abort" else 0)
+        self.set("start_time", start_epoch(cfg.start))
+
+
+def start_epoch(start: str) -> float:
+    """simulator.start ('YYYY-MM-DD HH:MM:SS', B3 local) -> UTC epoch seconds; '' = today 10:00 B3."""
+    if start:
+        try:
+            local = datetime.strptime(start, "%Y-%m-%d %H:%M:%S").replace(tzinfo=B3_TZ)
+        except ValueError:
+            raise FeedError(f"simulator.start = {start!r} is not 'YYYY-MM-DD HH:MM:SS'; fix that value") from None
+    else:
+        local = datetime.now(B3_TZ).replace(hour=10, minute=0, second=0, microsecond=0)
+    return local.timestamp()
+
+
+def summary(control: SimControl) -> dict[str, Any]:
+    out: dict[str, Any] = control.stats()
+    out["sampled_at"] = time.time()
+    return out

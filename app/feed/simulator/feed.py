@@ -1,0 +1,32 @@
+"""Feed over the native stand-in: the ProfitDLL feed with another library and a synthetic market."""
+from __future__ import annotations
+
+from typing import Any
+
+from app.feed.profitdll import credentials
+from app.feed.profitdll.feed import ProfitDllFeed
+from app.feed.profitdll.session import DllSession
+from app.feed.simulator import SimControl, library_path
+
+
+class SimulatorFeed(ProfitDllFeed):
+    name = "simulator"
+
+    def library_path(self) -> str:
+        return str(library_path(self.cfg.simulator.library))
+
+    def credentials(self) -> credentials.Credentials:
+        return credentials.SIMULATOR
+
+    def control(self) -> SimControl | None:
+        return SimControl(self.session.lib.handle) if self.session is not None else None
+
+    def prepare(self, session: DllSession) -> None:
+        SimControl(session.lib.handle).configure(self.cfg.simulator)
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        control = self.control()
+        if control is not None:
+            out["simulator"] = control.stats()
+        return out

@@ -1,0 +1,59 @@
+import asyncio
+import threading
+import time
+
+from app.events import Trade
+from app.feed.bridge import Bridge
+
+
+def _trade(i: int) -> Trade:
+    return Trade("WDOZ26", "F", 0, i, 5000.0, 1, 50000.0, 1, 2, "buy", time.monotonic_ns())
+
+
+def test_events_from_a_foreign_thread_arrive_in_order_in_batches_with_one_wakeup_each():
+    received: list[int] = []
+    sizes: list[int] = []
+
+    async def main() -> Bridge:
+        loop = asyncio.get_running_loop()
+        bridge = Bridge(loop, lambda batch: (received.extend(e.trade_id for e in batch), sizes.append(len(batch))))
+
+        def producer() -> None:
+            for i in range(50_000):
+                bridge.put(_trade(i))
+
+        t = threading.Thread(target=producer)
+        t.start()
+        while t.is_alive() or bridge.depth:
+            await asyncio.sleep(0.001)
+        t.join()
+        await asyncio.sleep(0.01)
+        return bridge
+
+    bridge = asyncio.run(main())
+    assert received == list(range(50_000))
+    assert bridge.wakeups == len(sizes) < 50_000  # batching happened: fewer wake-ups than events
+    assert bridge.stats()["max_batch"] == max(sizes)
+    assert bridge.latency.count == 50_000
+
+
+def test_put_after_the_loop_closed_never_raises_into_the_caller():
+    loop = asyncio.new_event_loop()
+    bridge = Bridge(loop, lambda batch: None)
+    loop.close()
+    bridge.put(_trade(1))  # the DLL thread must not see an exception
+    assert bridge.lost_wakeups == 1 and bridge.depth == 1
+
+
+def test_close_delivers_what_is_queued_then_discards():
+    got: list[int] = []
+
+    async def main() -> None:
+        bridge = Bridge(asyncio.get_running_loop(), lambda b: got.extend(e.trade_id for e in b))
+        bridge.put(_trade(1))
+        bridge.close()
+        bridge.put(_trade(2))
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert got == [1]
