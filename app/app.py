@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from app import config as config_mod
 from app.config import Config
@@ -40,10 +40,14 @@ def make_feed(cfg: Config, replay_path: str | None = None, speed: float | None =
 
 
 class App:
-    def __init__(self, cfg: Config, *, replay_path: str | None = None, speed: float | None = None) -> None:
+    def __init__(self, cfg: Config, *, replay_path: str | None = None, speed: float | None = None,
+                 fresh: bool = False, tracer: Any = None, clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.cfg = cfg
         self.replay_path = replay_path
         self.speed = speed
+        self.fresh = fresh
+        self.tracer = tracer
+        self.clock = clock
         self.feed: Feed | None = None
         self.pipeline: Pipeline | None = None
         self.started_at = 0.0
@@ -62,11 +66,16 @@ class App:
     async def start(self) -> None:
         if self.running:
             return
-        self.pipeline = Pipeline(self.cfg)
+        replay = self.replay_path is not None
+        self.pipeline = Pipeline(self.cfg, replay=replay, fresh=self.fresh, tracer=self.tracer, clock=self.clock,
+                                 initial_state=initial_state_of(self.replay_path) if replay else None)
         await self.pipeline.start()
         self.feed = make_feed(self.cfg, self.replay_path, self.speed)
+        sink = self.pipeline.on_batch
+        if self.tracer is not None:
+            sink = self.tracer.timed(sink)
         try:
-            await self.feed.start(self.pipeline.on_batch)
+            await self.feed.start(sink)
         except BaseException:
             try:
                 await self.feed.stop()
@@ -85,9 +94,9 @@ class App:
             if self.feed is not None:
                 await self.feed.stop(finalize=finalize)
         finally:
-            if self.pipeline is not None:
-                await self.pipeline.stop()
             self.stopped_at = time.monotonic()
+            if self.pipeline is not None:
+                await self.pipeline.stop(self.summary())
 
     async def wait(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
         """Until the duration passes, `stop` is set, or the feed is done (replay end)."""
@@ -119,10 +128,14 @@ class App:
         cont = snap.get("continuity", {})
         out: dict[str, Any] = {
             "feed": feed.get("feed"),
+            "run_id": snap.get("run_id"),
             "seconds": round(elapsed, 3),
             "events": cont.get("events", {}),
             "trades": cont.get("trades", {}),
             "gaps": cont.get("gaps", 0),
+            "decisions": snap.get("decisions", 0),
+            "decision_digest": snap.get("decision_digest"),
+            "callback_to_decision_us": {k: v for k, v in snap.get("decision_latency", {}).items() if k != "count"},
             "bridge_max_depth": bridge.get("max_depth", 0),
             "bridge_mean_batch": bridge.get("mean_batch", 0.0),
             "callback_to_loop_us": {k: v for k, v in bridge.get("latency", {}).items() if k != "count"},
@@ -131,5 +144,25 @@ class App:
             out["dll_callback_errors"] = feed["dll"].get("callback_errors", 0)
         if "simulator" in feed:
             out["violations"] = feed["simulator"].get("violations", 0)
+        for key in ("process", "zmq", "valkey", "journal"):
+            part = feed.get(key) if key == "process" else snap.get(key)
+            if part:
+                out[key] = part
         return out
+
+
+def initial_state_of(replay_path: str | None) -> dict[str, Any] | None:
+    """The learned state a recorded run started from, kept beside its journal (None: start fresh)."""
+    import msgspec
+
+    from app.pipeline import INITIAL_STATE_FILE
+
+    if not replay_path:
+        return None
+    p = Path(replay_path)
+    for d in (p, p.parent):
+        f = d / INITIAL_STATE_FILE
+        if d.is_dir() and f.is_file():
+            return msgspec.msgpack.decode(f.read_bytes()) or None
+    return None
 

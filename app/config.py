@@ -169,7 +169,7 @@ class LiquidityConfig(_Section):
     horizon: PositiveInt = 15
     imbalance_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3  # EWMA weight per book update
     imbalance_trigger: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.5  # |smoothed top imbalance| that signals
-    refill_min: PositiveInt = 4  # hits on one price refilled to at least the size before = iceberg/absorption
+    refill_min: PositiveInt = 3  # hits that took the whole displayed size and the price still stood = iceberg
     depth_window: PositiveInt = 20  # book updates over which depth changes are summed
 
 
@@ -189,7 +189,7 @@ class FootprintConfig(_Section):
     bar_trades: PositiveInt = 40  # trades per footprint bar; imbalances are read over this bar and the previous one
     imbalance_ratio: Positive = 3.0  # ask volume at p vs bid volume at p - 1 tick (and mirrored) = imbalanced level
     stack_min: PositiveInt = 3  # consecutive imbalanced levels that signal
-    min_level_volume: Positive = 4.0  # in mean trade sizes: thinner levels do not count as imbalanced
+    min_level_volume: Positive = 3.0  # in mean trade sizes: thinner levels do not count as imbalanced
     absorb_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.35  # one side's share of window volume at one price
     absorb_min_trades: PositiveInt = 12  # ... in at least this many trades, with no progress through it
 

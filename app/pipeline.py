@@ -1,43 +1,228 @@
 """What happens on the loop to every batch the feed delivers.
 
-drain -> continuity check -> (journal) -> (agents -> decisions) -> (ZMQ, Valkey). The sink is synchronous and
-never awaits: outputs buffer and flush from their own tasks.
+    drain -> continuity check -> journal -> hierarchy (signals, decision, orders, fills, rewards)
+          -> ZMQ publisher and Valkey writer (inputs and everything the hierarchy produced)
+
+`on_batch` is synchronous and never awaits: the journal, the publisher and the Valkey writer only buffer here and
+do their I/O from their own tasks. Start order: journal, Valkey (restore learned state), ZMQ, hierarchy; stop:
+save state, flush journal and Valkey, close ZMQ, stop the embedded server.
 """
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
-from typing import Any
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import msgspec
 
 from app.config import Config
 from app.continuity import Continuity
-from app.events import InputEvent
+from app.events import Decision, InputEvent, Metric
+from app.hierarchy import Hierarchy
+from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.pipeline")
 
+STATE_NAME = "hierarchy"
+INITIAL_STATE_FILE = "initial_state.msgpack"  # beside a run's journal: what replay starts from
+_digest_encoder = msgspec.msgpack.Encoder()
+
+
+def decision_fingerprint(d: Decision) -> bytes:
+    """Everything a decision says except its wall-clock latency: what two replays must agree on."""
+    return _digest_encoder.encode((d.ticker, d.ts, d.target, d.regime, d.weights, d.signals, d.reason, d.trade_id))
+
+
+def new_run_id(prefix: str = "run") -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
 
 class Pipeline:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, run_id: str | None = None, replay: bool = False, fresh: bool = False,
+                 initial_state: dict[str, Any] | None = None, clock: Callable[[], int] = time.monotonic_ns,
+                 tracer: Any = None) -> None:
         self.cfg = cfg
+        self.replay = replay
+        self.fresh = fresh
+        self.run_id = run_id or new_run_id("replay" if replay else "run")
         self.continuity = Continuity()
+        self.hierarchy = Hierarchy(cfg, clock)
+        self.initial_state = initial_state
+        self.tracer = tracer
+        self.decision_latency = LatencyHistogram()  # DLL callback -> decision made
+        self.latency_by_ticker: dict[str, LatencyHistogram] = {}
+        self.decisions = 0
+        self.recent_decisions: deque[Decision] = deque(maxlen=50)
+        self.digest = hashlib.blake2b(digest_size=16)
+        self.journal: Any = None
+        self.publisher: Any = None
+        self.server: Any = None
+        self.writer: Any = None
+        self.outputs = 0
+        self.restored = False
         self._reported_invalid: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_metric = (time.monotonic(), 0)
 
+    # -- lifecycle -------------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        pass
+        cfg = self.cfg
+        data_dir = Path(cfg.run.data_dir)
+        if cfg.journal.enabled and not self.replay:
+            from app.io.journal import Journal
 
+            self.journal = Journal(Path(cfg.journal.dir) if cfg.journal.dir else data_dir / "journal", self.run_id,
+                                   cfg.journal)
+            await self.journal.open()
+        if cfg.valkey.enabled:
+            await self._start_valkey(data_dir)
+        state = self.initial_state
+        if state is None and self.writer is not None and not self.fresh and not self.replay:
+            state = await self.writer.load_state(STATE_NAME)
+        if state:
+            self.hierarchy.restore(state)
+            self.restored = True
+            log.info("restored learned state (%d tickers)", len(state.get("tickers", {})))
+        if self.journal is not None:
+            # replay of this journal must start from the same learned state to reproduce its decisions
+            (self.journal.path / INITIAL_STATE_FILE).write_bytes(msgspec.msgpack.encode(state or {}))
+        if cfg.zmq.enabled:
+            from app.io.zmq_publisher import Publisher
+
+            self.publisher = Publisher(cfg.zmq)
+            await self.publisher.start()
+        if not self.replay:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._periodic(), name="pipeline-periodic"))
+
+    async def _start_valkey(self, data_dir: Path) -> None:
+        from app.io.valkey_server import ValkeyServer
+        from app.io.valkey_writer import ValkeyWriter
+
+        self.server = ValkeyServer(self.cfg.valkey, data_dir)
+        url = await self.server.start()
+        self.writer = ValkeyWriter(url, self.cfg.valkey, self.journal, run_id=self.run_id)
+        await self.writer.start()
+
+    async def stop(self, summary: dict[str, Any] | None = None) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            if self.writer is not None:
+                if not self.replay:
+                    await self.writer.save_state(STATE_NAME, self.hierarchy.state())
+                await self.writer.write_summary(self.run_id, summary or self.summary())
+            if self.journal is not None:
+                await self.journal.flush()
+            if self.writer is not None:
+                await self.writer.close()
+            if self.journal is not None:
+                await self.journal.close()
+        finally:
+            if self.publisher is not None:
+                await self.publisher.close()
+            if self.server is not None:
+                await self.server.stop()
+
+    # -- the hot path ----------------------------------------------------------------------------------------------
     def on_batch(self, batch: list[InputEvent]) -> None:
         continuity = self.continuity
         invalid_before = len(continuity.invalid_tickers)
         continuity.observe(batch)
         if len(continuity.invalid_tickers) != invalid_before:
-            for ev in continuity.invalid_tickers[invalid_before:]:
-                if ev.ticker in self._reported_invalid:  # SubscribeTicker and SubscribePriceDepth both report it
-                    continue
-                self._reported_invalid.add(ev.ticker)
-                log.error("ticker %s (exchange %s) was rejected by the DLL's invalid-ticker callback; "
-                          "fix it in feed.tickers", ev.ticker, ev.exchange)
+            self._report_invalid(invalid_before)
+        if self.journal is not None:
+            self.journal.append(batch)
+        outputs = self.hierarchy.on_batch(batch)
+        if outputs:
+            self.outputs += len(outputs)
+            record, recent, update = self.decision_latency.record, self.recent_decisions, self.digest.update
+            by_ticker = self.latency_by_ticker
+            for ev in outputs:
+                if type(ev) is Decision:
+                    self.decisions += 1
+                    record(ev.latency_ns)
+                    h = by_ticker.get(ev.ticker)
+                    if h is None:
+                        h = by_ticker[ev.ticker] = LatencyHistogram()
+                    h.record(ev.latency_ns)
+                    recent.append(ev)
+                    update(decision_fingerprint(ev))
+            if self.tracer is not None:
+                self.tracer.on_outputs(batch, outputs)
+        publisher, writer = self.publisher, self.writer
+        if publisher is not None:
+            publisher.publish(batch)
+            if outputs:
+                publisher.publish(outputs)
+        if writer is not None:
+            writer.enqueue(batch)
+            if outputs:
+                writer.enqueue(outputs)
 
-    async def stop(self) -> None:
-        pass
+    def _report_invalid(self, start: int) -> None:
+        for ev in self.continuity.invalid_tickers[start:]:
+            if ev.ticker in self._reported_invalid:  # SubscribeTicker and SubscribePriceDepth both report it
+                continue
+            self._reported_invalid.add(ev.ticker)
+            log.error("ticker %s (exchange %s) was rejected by the DLL's invalid-ticker callback; "
+                      "fix it in feed.tickers", ev.ticker, ev.exchange)
+
+    # -- periodic: metrics on the wire, learned state saved ------------------------------------------------------
+    async def _periodic(self) -> None:
+        interval = self.cfg.run.status_interval
+        ticks = 0
+        while True:
+            await asyncio.sleep(interval)
+            ticks += 1
+            self.publish_metrics()
+            if self.writer is not None and ticks % max(1, int(5 / interval)) == 0:
+                await self.writer.save_state(STATE_NAME, self.hierarchy.state())
+
+    def publish_metrics(self, extra: dict[str, float] | None = None) -> None:
+        now = time.monotonic()
+        t0, n0 = self._last_metric
+        n = self.continuity.counts["trade"]
+        self._last_metric = (now, n)
+        lat = self.decision_latency
+        values = {"trades": float(n), "trades_per_s": (n - n0) / (now - t0) if now > t0 else 0.0,
+                  "decisions": float(self.decisions), "gaps": float(self.continuity.gaps),
+                  "decision_p50_us": lat.percentile(50) / 1e3, "decision_p99_us": lat.percentile(99) / 1e3}
+        if extra:
+            values.update(extra)
+        if self.publisher is not None:
+            self.publisher.publish([Metric(name="pipeline", ts=time.time_ns(), values=values)])
+
+    # -- inspection ------------------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "decisions": self.decisions, "decision_digest": self.digest.hexdigest(),
+                "callback_to_decision_us": {k: v for k, v in self.decision_latency.summary_us().items()
+                                            if k != "count"},
+                **self.continuity.stats()}
 
     def snapshot(self) -> dict[str, Any]:
-        return {"continuity": self.continuity.stats()}
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "continuity": self.continuity.stats(),
+            "last_price": dict(self.continuity.last_price),
+            "hierarchy": self.hierarchy.snapshot(),
+            "decisions": self.decisions,
+            "decision_digest": self.digest.hexdigest(),
+            "decision_latency": self.decision_latency.summary_us(),
+            "decision_latency_by_ticker": {t: h.summary_us() for t, h in self.latency_by_ticker.items()},
+            "recent_decisions": [msgspec.to_builtins(d) for d in self.recent_decisions],
+            "restored_state": self.restored,
+        }
+        if self.journal is not None:
+            out["journal"] = self.journal.stats()
+        if self.publisher is not None:
+            out["zmq"] = self.publisher.stats()
+        if self.writer is not None:
+            out["valkey"] = self.writer.stats()
+        return out

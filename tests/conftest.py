@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,12 +9,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_app(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m app ...` in a child process, as a user would run it."""
+# what a test run changes from the defaults: a free ZMQ port, so tests never collide with a running hmarl
+TEST_CONFIG = '[zmq]\nendpoint = "tcp://127.0.0.1:0"\n'
+
+
+def child_env(env: dict | None = None) -> dict:
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return full_env
+
+
+def run_app(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m app ...` in a child process, as a user would run it, in a scratch working directory (its
+    ./config.toml only moves ZMQ to a free port; data/ lands there too)."""
+    if cwd is None:
+        cwd = Path(tempfile.mkdtemp(prefix="hmarl-test-"))
+        (cwd / "config.toml").write_text(TEST_CONFIG)
     return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=timeout,
-                          env=full_env, cwd=str(cwd or ROOT), stdin=subprocess.DEVNULL)
+                          env=child_env(env), cwd=str(cwd), stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture

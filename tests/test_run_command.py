@@ -33,10 +33,15 @@ def test_sigterm_stops_cleanly_with_exit_0():
     import sys
     import time
 
-    from tests.conftest import ROOT
+    import tempfile
+    from pathlib import Path
 
-    proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--json"], cwd=str(ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    from tests.conftest import TEST_CONFIG, child_env
+
+    cwd = Path(tempfile.mkdtemp())
+    (cwd / "config.toml").write_text(TEST_CONFIG)
+    proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--json"], cwd=str(cwd), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=child_env())
     time.sleep(3)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
@@ -51,7 +56,7 @@ def test_invalid_ticker_is_reported_in_one_clear_line():
 
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "c.toml"
-        cfg.write_text("[feed]\ntickers = ['WDOZ26', 'XYZW99']\n")
+        cfg.write_text("[feed]\ntickers = ['WDOZ26', 'XYZW99']\n[zmq]\nendpoint = 'tcp://127.0.0.1:0'\n")
         proc = run_app("run", "--config", str(cfg), "--duration", "2", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [l for l in proc.stderr.splitlines() if "XYZW99" in l and "ERROR" in l]

@@ -13,9 +13,14 @@ from typing import Any
 
 from app import config as config_mod
 from app.app import App
-from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, setup_logging
+from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, EXIT_STORAGE, setup_logging
 from app.feed.base import FeedError
+from app.io.journal import JournalError
+from app.io.valkey_server import ValkeyServerError
 from app.loops import loop_factory, run as run_loop
+
+# journal, Valkey and ZMQ failures at start: exit code 4
+OUTPUT_ERRORS = (OSError, JournalError, ValkeyServerError)
 
 NAME = "run"
 HELP = "run the live pipeline on the configured feed (the built-in simulated DLL by default)"
@@ -27,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
     p.add_argument("--json", action="store_true", help="print one JSON summary line at exit")
     p.add_argument("--loop", choices=["auto", "uvloop", "winloop", "asyncio"], default="auto")
+    p.add_argument("--no-monitor", action="store_true", help="plain status lines instead of the live screen")
+    p.add_argument("--fresh", action="store_true", help="start with fresh learned state (ignore Valkey's)")
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
@@ -61,11 +68,18 @@ def status_line(app: App, prev: dict[str, Any], interval: float) -> str:
     parts.append(f"bridge depth {bridge.get('depth', 0)} max {bridge.get('max_depth', 0)} "
                  f"p50 {lat.get('p50_us', 0)}us p99 {lat.get('p99_us', 0)}us")
     parts.append(f"gaps {cont.get('gaps', 0)}")
+    pos = []
+    for ticker, h in sorted(snap.get("hierarchy", {}).get("tickers", {}).items()):
+        p = h.get("position") or {}
+        pos.append(f"{ticker} target {h.get('target', 0):+d} pos {p.get('qty', 0):+d} "
+                   f"pnl R$ {p.get('realized', 0.0) + p.get('unrealized', 0.0):,.2f}")
+    if pos:
+        parts.append(f"decisions {snap.get('decisions', 0)}; " + "; ".join(pos))
     return " | ".join(parts)
 
 
 async def _main(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[int, App]:
-    app = App(cfg)
+    app = App(cfg, fresh=args.fresh)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     try:
@@ -73,22 +87,39 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[int, 
     except FeedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FEED, app
+    except OUTPUT_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE, app
     deadline = time.monotonic() + args.duration if args.duration else None
     prev: dict[str, Any] = {}
     interval = cfg.run.status_interval
+    monitor_task = None
+    if use_monitor(args):
+        from app.monitor import Monitor
+
+        monitor_stop = asyncio.Event()
+        monitor_task = asyncio.get_running_loop().create_task(Monitor(app).run(monitor_stop))
     try:
         while not stop.is_set():
             timeout = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
             await app.wait(timeout, stop)
-            if not args.json:
+            if not args.json and monitor_task is None:
                 print(status_line(app, prev, interval), file=sys.stderr, flush=True)
             if app.feed is not None and app.feed.done.is_set():
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
     finally:
+        if monitor_task is not None:
+            monitor_stop.set()
+            await monitor_task
         await app.stop(finalize=True)
     return EXIT_OK, app
+
+
+def use_monitor(args: argparse.Namespace) -> bool:
+    """The live screen only on a real terminal; pipes, CI and --json get plain lines."""
+    return not args.no_monitor and not args.json and sys.stderr.isatty()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,20 +35,20 @@ class ProfitDllFeed:
     def credentials(self) -> credentials.Credentials:
         return credentials.from_env()
 
-    def prepare(self, session: DllSession) -> None:
+    async def prepare(self, session: DllSession) -> None:
         """Hook run on the loop at every start, before initialize (the simulator sets its market here)."""
 
     async def start(self, sink: Sink) -> None:
         feed_cfg = self.cfg.feed
         loop = asyncio.get_running_loop()
         path = self.library_path()
-        self.session = session = DllSession.for_library(
+        self.session = session = await DllSession.open(
             library.load, path, feed_cfg.depth_levels, feed_cfg.keep_thread_state)
         creds = self.credentials()
         self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth)
         session.attach(self.bridge)
         self.done.clear()
-        self.prepare(session)
+        await self.prepare(session)
         if not session.initialized:
             await session.initialize(creds, feed_cfg.routing, feed_cfg.trade_api, feed_cfg.book)
             log.info("%s returned NL_OK; waiting for the market connection", session.init_mode)

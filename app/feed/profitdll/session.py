@@ -32,9 +32,9 @@ REINIT_HINT = ("ProfitDLL cannot be initialized again in a process after DLLFina
 
 
 class DllSession:
-    def __init__(self, lib: ProfitLibrary, depth_levels: int, keep_thread_state: bool) -> None:
+    def __init__(self, lib: ProfitLibrary, owner: OwnerThread, depth_levels: int, keep_thread_state: bool) -> None:
         self.lib = lib
-        self.owner = OwnerThread()
+        self.owner = owner
         self.bridge: Bridge | None = None  # read by the callback thread, set by the loop
         self.conn_state: dict[int, int] = {}  # conn_type -> last result, written by the state callback
         self.invalid_tickers: set[str] = set()
@@ -46,14 +46,20 @@ class DllSession:
         atexit.register(self._finalize_at_exit)
 
     @classmethod
-    def for_library(cls, lib_loader: Any, path: str, depth_levels: int, keep_thread_state: bool) -> "DllSession":
-        """The session of the library at `path`, created (and the library loaded) on first use."""
-        with _sessions_lock:
-            session = _sessions.get(path)
-            if session is None:
-                session = cls(lib_loader(path), depth_levels, keep_thread_state)
-                _sessions[path] = session
-            return session
+    async def open(cls, lib_loader: Any, path: str, depth_levels: int, keep_thread_state: bool) -> "DllSession":
+        """The session of the library at `path`; on first use the owner thread starts and loads the library
+        (loading runs the DLL's initialization code, so it too happens on the owner thread)."""
+        session = _sessions.get(path)
+        if session is None:
+            owner = OwnerThread()
+            try:
+                lib = await owner.call(lib_loader, path)
+            except BaseException:
+                owner.stop()
+                raise
+            with _sessions_lock:
+                session = _sessions.setdefault(path, cls(lib, owner, depth_levels, keep_thread_state))
+        return session
 
     # -- routing of callbacks -----------------------------------------------------------------------------------
     def attach(self, bridge: "Bridge") -> None:

@@ -21,8 +21,8 @@ class SimulatorFeed(ProfitDllFeed):
     def control(self) -> SimControl | None:
         return SimControl(self.session.lib.handle) if self.session is not None else None
 
-    def prepare(self, session: DllSession) -> None:
-        SimControl(session.lib.handle).configure(self.cfg.simulator)
+    async def prepare(self, session: DllSession) -> None:
+        await session.owner.call(SimControl(session.lib.handle).configure, self.cfg.simulator)
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()

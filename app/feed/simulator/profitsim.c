@@ -408,7 +408,7 @@ static int64_t clock_now(void)
 /* ------------------------------------------------------------------------------------------------------------
  * Instruments and their order books
  * ------------------------------------------------------------------------------------------------------------ */
-#define MAX_INSTR 64
+#define MAX_INSTR 128
 #define NLEV_MAX 32
 #define NLEV_TARGET 15
 #define MAX_PENDING 64
@@ -439,7 +439,8 @@ typedef struct {
 typedef struct {
     /* set once at creation under g_sub_mu, then read-only */
     wchar_t ticker[TICKER_MAX];
-    int root;
+    wchar_t exch[8];
+    int root; /* -1: not a ticker of this market; kept so it is reported once per subscription, like a real one */
     /* subscription state, under g_sub_mu */
     int sub_trade, sub_depth, need_tiny, need_depth;
     /* market state, connector thread only */
@@ -456,11 +457,7 @@ typedef struct {
 static Instr g_instr[MAX_INSTR];
 static int g_ninstr; /* under g_sub_mu; entries are never removed so indexes stay valid */
 
-typedef struct {
-    wchar_t ticker[TICKER_MAX];
-    wchar_t exch[8];
-} PendingInvalid;
-static PendingInvalid g_pending[MAX_PENDING]; /* under g_sub_mu */
+static int g_pending[MAX_PENDING]; /* invalid instruments to report; under g_sub_mu */
 static int g_npending;
 
 static const wchar_t k_month_any[] = L"FGHJKMNQUVXZ";
@@ -1008,7 +1005,7 @@ static void book_snapshot(const Conn *c, const Instr *in)
 static void refresh_subs(Conn *c)
 {
     int sub_trade[MAX_INSTR], sub_depth[MAX_INSTR], need_tiny[MAX_INSTR], need_depth[MAX_INSTR];
-    static PendingInvalid pending[MAX_PENDING];
+    int pending[MAX_PENDING];
     int n, npending;
     c->sub_gen = atomic_load(&g_sub_gen);
     pthread_mutex_lock(&g_sub_mu);
@@ -1030,13 +1027,14 @@ static void refresh_subs(Conn *c)
     c->nact = 0;
     for (int i = 0; i < n; i++) {
         Instr *in = &g_instr[i];
+        if (in->root < 0) continue;
         if ((sub_trade[i] || sub_depth[i]) && !in->ready) market_create(in, c->seed);
         if (sub_trade[i] && !in->active) schedule_next(in, now, c->p); /* the market resumes where it stopped */
         in->active = sub_trade[i];
         in->depth_on = sub_depth[i];
         if (in->active) c->act[c->nact++] = i;
     }
-    for (int k = 0; k < npending; k++) emit_invalid(pending[k].ticker, pending[k].exch);
+    for (int k = 0; k < npending; k++) emit_invalid(g_instr[pending[k]].ticker, g_instr[pending[k]].exch);
     if (c->down || c->key_invalid) return;
     for (int i = 0; i < n; i++) {
         Instr *in = &g_instr[i];
@@ -1323,38 +1321,34 @@ static int32_t subscription(const wchar_t *ticker, const wchar_t *exch, int kind
     int is_f = wcscmp(exch, L"F") == 0;
     if (!is_f && wcscmp(exch, L"B") != 0) return NL_EXCHANGE_UNKNOWN;
     if (!atomic_load(&g_market_up)) return NL_NOT_INITIALIZED; /* real pitfall: subscribing before (2,4) */
-    int root = is_f ? ticker_root(ticker) : -1; /* this market has only the B3 minis */
+    int root = is_f ? ticker_root(ticker) : -1;                 /* this market has only the B3 minis */
     int32_t rc = NL_OK;
     pthread_mutex_lock(&g_sub_mu);
-    if (root < 0) {
-        if (on && g_npending < MAX_PENDING) { /* NL_OK now; the connector reports it as invalid */
-            wcopy(g_pending[g_npending].ticker, ticker, TICKER_MAX);
-            wcopy(g_pending[g_npending].exch, exch, 8);
-            g_npending++;
+    int idx = -1;
+    for (int i = 0; i < g_ninstr && idx < 0; i++)
+        if (wcsncmp(g_instr[i].ticker, ticker, TICKER_MAX - 1) == 0 && wcscmp(g_instr[i].exch, exch) == 0) idx = i;
+    if (idx < 0 && on) {
+        if (g_ninstr == MAX_INSTR) {
+            rc = NL_OUT_OF_RANGE;
+        } else {
+            idx = g_ninstr++;
+            wcopy(g_instr[idx].ticker, ticker, TICKER_MAX);
+            wcopy(g_instr[idx].exch, exch, 8);
+            g_instr[idx].root = root;
         }
-    } else {
-        int idx = -1;
-        for (int i = 0; i < g_ninstr && idx < 0; i++)
-            if (wcscmp(g_instr[i].ticker, ticker) == 0) idx = i;
-        if (idx < 0 && on) {
-            if (g_ninstr == MAX_INSTR) {
-                rc = NL_OUT_OF_RANGE;
-            } else {
-                idx = g_ninstr++;
-                wcopy(g_instr[idx].ticker, ticker, TICKER_MAX);
-                g_instr[idx].root = root;
-            }
-        }
-        if (idx >= 0) {
-            Instr *in = &g_instr[idx];
-            if (kind == SUB_TRADE && on != in->sub_trade) {
-                in->sub_trade = on;
-                in->need_tiny = on;
-                atomic_fetch_add(&g_nsub, on ? 1 : -1);
-            } else if (kind == SUB_DEPTH && on != in->sub_depth) {
-                in->sub_depth = on;
-                in->need_depth = on;
-            }
+    }
+    if (idx >= 0) {
+        Instr *in = &g_instr[idx];
+        int *flag = kind == SUB_TRADE ? &in->sub_trade : &in->sub_depth;
+        int was_any = in->sub_trade || in->sub_depth, changed = *flag != on;
+        *flag = on;
+        if (in->root < 0) { /* NL_OK now; the connector reports it through the invalid-ticker callback */
+            if (on && !was_any && g_npending < MAX_PENDING) g_pending[g_npending++] = idx;
+        } else if (changed && kind == SUB_TRADE) {
+            in->need_tiny = on;
+            atomic_fetch_add(&g_nsub, on ? 1 : -1);
+        } else if (changed) {
+            in->need_depth = on;
         }
     }
     atomic_fetch_add_explicit(&g_sub_gen, 1, memory_order_release);

@@ -1,0 +1,215 @@
+"""What every specialist shares: the protocol, the per-ticker market state it reads, and an O(1) ring buffer.
+
+A specialist sees every trade and book update of one ticker, keeps incremental state (ring buffers with running
+sums, never a recomputation of a whole window), and on a trade either emits one `Signal` or abstains (returns None,
+building nothing). Book updates only change state; decisions happen on trades.
+
+Ring buffers are numpy arrays (the storage the issue asks for, and cheap bulk reads for snapshots and tests), but
+per-event reads and writes go through a `memoryview` of the array: indexing a memoryview returns a plain Python
+float, which is several times faster than numpy scalar access on the hot path.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from app.events import Book, Signal, Trade
+
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+B3_UTC_OFFSET_NS = -3 * 3600 * NS  # B3 local time = UTC-3 (no daylight saving since 2019)
+SESSION_OPEN_NS = 9 * 3600 * NS  # regular session opens 09:00 local: the daily reset point
+
+
+def session_day(ts: int) -> int:
+    """Trading-day number of an exchange timestamp; it changes at 09:00 B3 local time (the opening)."""
+    return (ts + B3_UTC_OFFSET_NS - SESSION_OPEN_NS) // DAY_NS
+
+
+def local_minute(ts: int) -> int:
+    """Minutes since B3 local midnight."""
+    return ((ts + B3_UTC_OFFSET_NS) // (60 * NS)) % 1440
+
+
+def root_of(ticker: str) -> str:
+    """WDOZ26, WDOFUT, WDO -> WDO."""
+    return ticker[:3]
+
+
+class Ring:
+    """Fixed-size numpy ring buffer with a running sum; push is O(1).
+
+    The running sum is recomputed exactly from the array each time the write position wraps (O(size) once every
+    size pushes, so still O(1) amortized) so float error cannot accumulate over a long session.
+    """
+
+    __slots__ = ("data", "_mv", "size", "pos", "count", "total")
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("ring size must be >= 1")
+        self.data = np.zeros(size, dtype=np.float64)
+        self._mv = memoryview(self.data)
+        self.size = size
+        self.pos = 0
+        self.count = 0
+        self.total = 0.0
+
+    def push(self, x: float) -> float:
+        """Append x; return the value that fell out of the window (0.0 while not yet full)."""
+        mv = self._mv
+        pos = self.pos
+        old = mv[pos]
+        mv[pos] = x
+        pos += 1
+        if pos == self.size:
+            pos = 0
+            self.pos = 0
+            if self.count < self.size:
+                self.count += 1
+            self.total = float(self.data.sum())
+            return old
+        self.pos = pos
+        if self.count < self.size:
+            self.count += 1
+        self.total += x - old
+        return old
+
+    def ago(self, k: int) -> float:
+        """The value pushed k pushes ago (0 = the last one); 0.0 before anything was pushed there."""
+        return self._mv[(self.pos - 1 - k) % self.size]
+
+    @property
+    def full(self) -> bool:
+        return self.count == self.size
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def values(self) -> np.ndarray:
+        """Contents oldest first (a copy)."""
+        if self.count < self.size:
+            return self.data[: self.count].copy()
+        return np.concatenate((self.data[self.pos:], self.data[: self.pos]))
+
+    def clear(self) -> None:
+        self.data[:] = 0.0
+        self.pos = 0
+        self.count = 0
+        self.total = 0.0
+
+
+class MarketState:
+    """The book and trade facts of one ticker that every specialist reads; the desk updates it before they run.
+
+    `mid` and `spread` are from the book when there is one, else the last trade price and `spread` one tick.
+    """
+
+    __slots__ = ("ticker", "tick", "bid", "ask", "bid_qty", "ask_qty", "bids", "asks", "has_book", "last_price",
+                 "mid", "spread", "n_trades", "day", "mean_qty", "_qty_alpha")
+
+    def __init__(self, ticker: str, tick: float) -> None:
+        self.ticker = ticker
+        self.tick = tick
+        self.bid = 0.0
+        self.ask = 0.0
+        self.bid_qty = 0
+        self.ask_qty = 0
+        self.bids: tuple[tuple[float, int, int], ...] = ()
+        self.asks: tuple[tuple[float, int, int], ...] = ()
+        self.has_book = False
+        self.last_price = 0.0
+        self.mid = 0.0
+        self.spread = tick
+        self.n_trades = 0
+        self.day = -1
+        self.mean_qty = 0.0  # EWMA of trade size, the unit of "thick" and "thin" in contracts
+        self._qty_alpha = 0.01
+
+    def on_book(self, b: Book) -> None:
+        levels = b.levels
+        if b.side == "bid":
+            self.bids = levels
+            if levels:
+                self.bid, self.bid_qty = levels[0][0], levels[0][1]
+            else:
+                self.bid_qty = 0
+        else:
+            self.asks = levels
+            if levels:
+                self.ask, self.ask_qty = levels[0][0], levels[0][1]
+            else:
+                self.ask_qty = 0
+        if self.bid_qty > 0 and self.ask_qty > 0 and self.ask > self.bid:
+            self.has_book = True
+            self.mid = 0.5 * (self.bid + self.ask)
+            self.spread = self.ask - self.bid
+        else:
+            self.has_book = False
+
+    def on_trade(self, t: Trade) -> None:
+        self.last_price = t.price
+        self.n_trades += 1
+        q = float(t.qty)
+        self.mean_qty = q if self.mean_qty == 0.0 else self.mean_qty + self._qty_alpha * (q - self.mean_qty)
+        if not self.has_book:
+            self.mid = t.price
+            self.spread = self.tick
+
+
+def sign_of(aggressor: str) -> int:
+    """+1 aggressive buy, -1 aggressive sell, 0 anything else (cross, auction, unknown)."""
+    if aggressor == "buy":
+        return 1
+    if aggressor == "sell":
+        return -1
+    return 0
+
+
+class Specialist(Protocol):
+    """One source of trading signals for one ticker."""
+
+    name: str
+    horizon: int  # trades the signal is meant for; the learner scores it at this horizon
+
+    def on_trade(self, t: Trade) -> Signal | None:
+        """Update state with t (the MarketState is already updated); return a Signal or None (abstain)."""
+
+    def on_book(self, b: Book) -> None:
+        """Update state with a book side (the MarketState is already updated)."""
+
+    def features(self) -> dict[str, float]:
+        """Current feature values, for snapshots."""
+
+    def reset_day(self) -> None:
+        """Called at the first event of a new trading day (09:00 B3 local)."""
+
+
+class BaseSpecialist:
+    """Shared plumbing: the market state, the horizon, and Signal construction (only when not abstaining)."""
+
+    name = "base"
+
+    def __init__(self, market: MarketState, horizon: int) -> None:
+        self.market = market
+        self.horizon = horizon
+        self.fired = 0
+        self.last: Signal | None = None
+
+    def signal(self, t: Trade, direction: float, confidence: float, features: dict[str, float]) -> Signal:
+        if confidence > 1.0:
+            confidence = 1.0
+        elif confidence < 0.0:
+            confidence = 0.0
+        s = Signal(agent=self.name, ticker=t.ticker, ts=t.ts, direction=direction, confidence=confidence,
+                   horizon=self.horizon, features=features, trade_id=t.trade_id, received_ns=t.received_ns)
+        self.fired += 1
+        self.last = s
+        return s
+
+    def on_book(self, b: Book) -> None:
+        pass
+
+    def reset_day(self) -> None:
+        pass

@@ -1,0 +1,179 @@
+"""Footprint specialist: volume at price per bar, split by aggressor, read for imbalances and absorption.
+
+Bars are bar_trades trades long; imbalances and absorption are read over the current bar plus the previous one, so a
+pattern that straddles a bar boundary is still seen. Each trade touches one price level; the checks look at a
+bounded number of levels around it, so a trade costs O(1).
+
+Features:
+- bar_delta: aggressive buy minus sell volume in the current bar.
+- level_delta: buy minus sell volume at the last trade's price over the two bars (delta per level).
+- stack_buy / stack_sell: consecutive imbalanced levels at the last check. A level p is buy-imbalanced when buy
+  volume at p >= imbalance_ratio x sell volume at p - 1 tick (the diagonal) and >= min_level_volume mean trade sizes;
+  sell-imbalanced mirrored (sell at p vs buy at p + 1 tick).
+- absorption: +1 when sells kept hitting one price (>= absorb_min_trades trades, >= absorb_share of window volume),
+  sells out-traded buys over the window by >= absorb_share of its volume, and nothing traded below that price
+  (buyers absorbed them); -1 mirrored; else 0.
+- poc / poc_shift_ticks: point of control (price with most volume) of the last closed bar and its move from the bar
+  before, in ticks.
+Signal: stack_min stacked imbalanced levels in their direction (continuation), or absorption against the absorbed
+side (reversal); each direction at most once per bar_trades trades.
+"""
+from __future__ import annotations
+
+from app.agents.base import BaseSpecialist, MarketState, sign_of
+from app.config import FootprintConfig
+from app.events import Signal, Trade
+
+_EMPTY = (0.0, 0.0, 0, 0)
+
+
+class Footprint(BaseSpecialist):
+    name = "footprint"
+
+    def __init__(self, market: MarketState, cfg: FootprintConfig) -> None:
+        super().__init__(market, cfg.horizon)
+        self.cfg = cfg
+        self._inv_tick = 1.0 / market.tick
+        # price key (integer ticks) -> [buy volume, sell volume, buy trades, sell trades]
+        self.cur: dict[int, list] = {}
+        self.prev: dict[int, list] = {}
+        self._n_bar = 0
+        self._vol = [0.0, 0.0]  # current, previous bar volume
+        self._hi = [-(10**12), -(10**12)]
+        self._lo = [10**12, 10**12]
+        self.bar_delta = 0.0
+        self._prev_delta = 0.0
+        self.level_delta = 0.0
+        self.stack_buy = 0
+        self.stack_sell = 0
+        self.absorption = 0
+        self.poc = 0.0
+        self.poc_shift_ticks = 0.0
+        self._poc_key: int | None = None
+        self._n = 0
+        self._last_fire = {1: -(10**9), -1: -(10**9)}
+
+    def _level(self, k: int) -> tuple:
+        a = self.cur.get(k)
+        b = self.prev.get(k)
+        if a is None:
+            return b if b is not None else _EMPTY
+        if b is None:
+            return a
+        return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
+    def _stack(self, k: int, s: int, min_vol: float) -> int:
+        """Consecutive imbalanced levels starting at k and going against s (down for buys, up for sells)."""
+        ratio = self.cfg.imbalance_ratio
+        limit = self.cfg.stack_min + 3
+        n = 0
+        level = self._level
+        if s > 0:
+            while n < limit:
+                v = level(k)[0]
+                if v < min_vol or v < ratio * level(k - 1)[1]:
+                    break
+                n += 1
+                k -= 1
+        else:
+            while n < limit:
+                v = level(k)[1]
+                if v < min_vol or v < ratio * level(k + 1)[0]:
+                    break
+                n += 1
+                k += 1
+        return n
+
+    def _close_bar(self) -> None:
+        cur = self.cur
+        if cur:
+            key = max(cur, key=lambda p: (cur[p][0] + cur[p][1], -p))
+            if self._poc_key is not None:
+                self.poc_shift_ticks = float(key - self._poc_key)
+            self._poc_key = key
+            self.poc = key * self.market.tick
+        self.prev = cur
+        self.cur = {}
+        self._n_bar = 0
+        self._vol[1] = self._vol[0]
+        self._vol[0] = 0.0
+        self._hi[1], self._lo[1] = self._hi[0], self._lo[0]
+        self._hi[0], self._lo[0] = -(10**12), 10**12
+        self._prev_delta = self.bar_delta
+        self.bar_delta = 0.0
+
+    def on_trade(self, t: Trade) -> Signal | None:
+        self._n += 1
+        s = sign_of(t.aggressor)
+        k = int(round(t.price * self._inv_tick))
+        q = float(t.qty)
+        row = self.cur.get(k)
+        if row is None:
+            row = self.cur[k] = [0.0, 0.0, 0, 0]
+        if s > 0:
+            row[0] += q
+            row[2] += 1
+        elif s < 0:
+            row[1] += q
+            row[3] += 1
+        self.bar_delta += s * q
+        self._vol[0] += q
+        if k > self._hi[0]:
+            self._hi[0] = k
+        if k < self._lo[0]:
+            self._lo[0] = k
+        self._n_bar += 1
+        sig = self._check(t, s, k) if s else None
+        if self._n_bar >= self.cfg.bar_trades:
+            self._close_bar()
+        return sig
+
+    def _check(self, t: Trade, s: int, k: int) -> Signal | None:
+        cfg = self.cfg
+        lv = self._level(k)
+        self.level_delta = lv[0] - lv[1]
+        min_vol = cfg.min_level_volume * (self.market.mean_qty or 1.0)
+        n = self._stack(k, s, min_vol)
+        if s > 0:
+            self.stack_buy = n
+        else:
+            self.stack_sell = n
+        if n >= cfg.stack_min and self._n - self._last_fire[s] >= cfg.bar_trades:
+            self._last_fire[s] = self._n
+            self.absorption = 0
+            aligned = self.poc_shift_ticks * s > 0
+            conf = 0.5 + 0.15 * (n - cfg.stack_min) + (0.15 if aligned else 0.0)
+            return self.signal(t, float(s), conf, self.features())
+
+        # absorption: one side kept hitting this price and it did not give way
+        side_n = lv[2] if s > 0 else lv[3]
+        if side_n >= cfg.absorb_min_trades:
+            side_vol = lv[0] if s > 0 else lv[1]
+            window = self._vol[0] + self._vol[1]
+            net = (self.bar_delta + self._prev_delta) * s  # the absorbed side out-traded the other one
+            if window > 0 and side_vol >= cfg.absorb_share * window and net >= cfg.absorb_share * window:
+                held = (max(self._hi) <= k) if s > 0 else (min(self._lo) >= k)
+                d = -s
+                if held and self._n - self._last_fire[d] >= cfg.bar_trades:
+                    self._last_fire[d] = self._n
+                    self.absorption = d
+                    conf = 0.4 + 0.4 * (side_vol / window)
+                    return self.signal(t, float(d), conf, self.features())
+        self.absorption = 0
+        return None
+
+    def bar(self) -> dict[float, tuple[float, float]]:
+        """Current bar: price -> (buy volume, sell volume)."""
+        tick = self.market.tick
+        return {k * tick: (v[0], v[1]) for k, v in sorted(self.cur.items())}
+
+    def features(self) -> dict[str, float]:
+        return {
+            "bar_delta": self.bar_delta,
+            "level_delta": self.level_delta,
+            "stack_buy": float(self.stack_buy),
+            "stack_sell": float(self.stack_sell),
+            "absorption": float(self.absorption),
+            "poc": self.poc,
+            "poc_shift_ticks": self.poc_shift_ticks,
+        }

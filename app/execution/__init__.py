@@ -1,0 +1,1 @@
+"""Paper execution with B3 contract specs and fees, behind risk limits."""

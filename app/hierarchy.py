@@ -1,0 +1,363 @@
+"""The trading hierarchy as one pure, synchronous engine: specialists -> regime -> coordinator -> risk -> paper
+executor, with rewards flowing back to the learner.
+
+`Hierarchy.on_event` takes one input event and returns the events it caused, in causal order: the Signals of this
+trade, the Rewards that became due with it (and so updated the learner), then the Decision, RiskBreaches, Order,
+Fill and Position. No I/O, no awaits, nothing random; the only value that depends on the wall clock is
+Decision.latency_ns (clock() - trade.received_ns), and replay/eval pass a clock that makes it deterministic.
+
+Each ticker has its own Desk: its market state, specialists, regime classifier, learner, coordinator and lanes. A
+lane is one way of turning the same signals into positions: the main lane uses the learner's weights and emits
+events; eval adds silent shadow lanes with fixed weights (equal weight, one specialist, the regime oracle) so that
+every strategy sees exactly the same signals, fills and costs.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Protocol
+
+from app.agents import SPECIALISTS
+from app.agents.base import BaseSpecialist, MarketState, Ring, root_of, session_day
+from app.config import Config
+from app.coordination.coordinator import ActiveSignals, Coordinator
+from app.coordination.learner import FLAT, Learner
+from app.coordination.regime import RegimeClassifier
+from app.events import (Book, Decision, Event, InputEvent, InvalidTicker, Order, Position, Reward, RiskBreach,
+                        Signal, State, Trade)
+from app.execution.contracts import ContractSpec, spec_for
+from app.execution.paper import PaperExecutor
+from app.execution.risk import RiskGate
+
+_DEFAULT_TICK = {"WDO": 0.5, "DOL": 0.5, "WIN": 5.0, "IND": 5.0}
+
+
+class Policy(Protocol):
+    """Where a lane's weights come from: one weight per expert (the desk's `experts`, flat last)."""
+
+    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]: ...
+
+
+class LearnedPolicy:
+    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
+        return desk.learner.weights(regime)
+
+
+class FixedPolicy:
+    """Fixed weights by expert name (missing = 0). {"orderflow": 1} follows one specialist; all specialists at 1
+    with flat at 0 is equal weight."""
+
+    def __init__(self, by_name: dict[str, float]) -> None:
+        self.by_name = by_name
+        self._cache: dict[tuple[str, ...], list[float]] = {}
+
+    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
+        key = tuple(desk.experts)
+        w = self._cache.get(key)
+        if w is None:
+            w = self._cache[key] = [float(self.by_name.get(e, 0.0)) for e in desk.experts]
+        return w
+
+
+class OraclePolicy:
+    """Follows whichever specialist `informative(ticker, trade_id)` names (None: stay flat)."""
+
+    def __init__(self, informative: Callable[[str, int], str | None]) -> None:
+        self.informative = informative
+
+    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
+        name = self.informative(t.ticker, t.trade_id) or FLAT
+        return [1.0 if e == name else 0.0 for e in desk.experts]
+
+
+class Lane:
+    """One strategy on one ticker: weights -> target -> risk -> paper fills."""
+
+    __slots__ = ("name", "policy", "executor", "risk", "target", "blend", "decisions", "emit")
+
+    def __init__(self, name: str, policy: Policy, executor: PaperExecutor | None, risk: RiskGate, emit: bool) -> None:
+        self.name = name
+        self.policy = policy
+        self.executor = executor
+        self.risk = risk
+        self.target = 0
+        self.blend = 0.0
+        self.decisions = 0
+        self.emit = emit
+
+
+class Desk:
+    """Everything the hierarchy keeps for one ticker."""
+
+    def __init__(self, ticker: str, cfg: Config, spec: ContractSpec | None, shadows: dict[str, Policy]) -> None:
+        self.ticker = ticker
+        self.spec = spec
+        tick = spec.tick if spec else _DEFAULT_TICK.get(root_of(ticker), 0.01)
+        self.market = MarketState(ticker, tick)
+        acfg = cfg.agents
+        self.specialists = [SPECIALISTS[name](self.market, getattr(acfg, name)) for name in acfg.enabled]
+        self.book_listeners = [s for s in self.specialists if type(s).on_book is not BaseSpecialist.on_book]
+        self.experts = [s.name for s in self.specialists] + [FLAT]
+        self.index = {name: i for i, name in enumerate(self.experts)}
+        self.horizons = [s.horizon for s in self.specialists]
+        self.max_h = max(self.horizons) if self.horizons else 1
+        self.regime = RegimeClassifier(self.market, cfg.coordination.regime)
+        slip = cfg.execution.slippage_ticks
+        self.slip_cost = 2.0 * slip * (spec.tick_value if spec else 0.0)
+        self.fee_rt = 2.0 * spec.fee if spec else 0.0
+        self.pv = spec.point_value if spec else 0.0
+        scale = spec.round_trip_cost(slippage_ticks=slip) if spec else 1.0
+        self.learner = Learner(self.experts, cfg.coordination.learner, scale)
+        self.coordinator = Coordinator(self.experts, cfg.coordination)
+        self.active = ActiveSignals(len(self.specialists))
+        self.mids = Ring(self.max_h + 2)
+        self.spreads = Ring(self.max_h + 2)
+        self.pending: deque[tuple] = deque()
+
+        def lane(name: str, policy: Policy, emit: bool) -> Lane:
+            ex = PaperExecutor(ticker, spec, slip) if spec else None
+            return Lane(name, policy, ex, RiskGate(cfg.risk), emit)
+
+        self.main = lane("coordinator", LearnedPolicy(), True)
+        self.lanes = [self.main] + [lane(name, p, False) for name, p in shadows.items()]
+        self.counts = {"trades": 0, "books": 0, "signals": 0, "decisions": 0, "orders": 0, "fills": 0,
+                       "rewards": 0, "breaches": 0}
+
+
+class Hierarchy:
+    def __init__(self, cfg: Config, clock: Callable[[], int] = time.monotonic_ns,
+                 shadows: dict[str, Policy] | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.shadows = dict(shadows or {})
+        self.desks: dict[str, Desk] = {}
+        self._kill = cfg.risk.kill_switch
+        self._order_id = 0
+
+    # ----------------------------------------------------------------------------------------------------- input
+    def desk(self, ticker: str) -> Desk:
+        d = self.desks.get(ticker)
+        if d is None:
+            d = self.desks[ticker] = Desk(ticker, self.cfg, spec_for(ticker, self.cfg.execution), self.shadows)
+            d.main.risk.kill = self._kill
+        return d
+
+    def on_batch(self, events: list[InputEvent]) -> list[Event]:
+        out: list[Event] = []
+        on_event = self.on_event
+        for ev in events:
+            r = on_event(ev)
+            if r:
+                out.extend(r)
+        return out
+
+    def on_event(self, ev: InputEvent) -> list[Event]:
+        tp = type(ev)
+        if tp is Trade:
+            return self._on_trade(ev)  # type: ignore[arg-type]
+        if tp is Book:
+            d = self.desks.get(ev.ticker) or self.desk(ev.ticker)  # type: ignore[union-attr]
+            d.market.on_book(ev)  # type: ignore[arg-type]
+            for s in d.book_listeners:
+                s.on_book(ev)
+            d.counts["books"] += 1
+            return []
+        if tp is InvalidTicker:
+            self.desks.pop(ev.ticker, None)  # type: ignore[union-attr]
+            return []
+        return []  # State: connection changes do not move the hierarchy
+
+    def _on_trade(self, t: Trade) -> list[Event]:
+        if t.edit:  # a re-sent, edited trade: its original was already counted
+            return []
+        d = self.desks.get(t.ticker) or self.desk(t.ticker)
+        m = d.market
+        out: list[Event] = []
+        day = session_day(t.ts)
+        if day != m.day:
+            self._new_day(d, day)
+        m.on_trade(t)
+        n = m.n_trades
+        d.counts["trades"] += 1
+        d.mids.push(m.mid)
+        d.spreads.push(m.spread)
+
+        for lane in d.lanes:  # orders that waited for a trade because there was no book
+            ex = lane.executor
+            if ex is not None and ex._pending:
+                for f in ex.on_trade(t):
+                    if lane.emit:
+                        out.append(f)
+                        out.append(ex.position_event(t.ts, m.mid))
+                        d.counts["fills"] += 1
+
+        sigs: list[Signal] | None = None
+        for s in d.specialists:
+            sig = s.on_trade(t)
+            if sig is not None:
+                if sigs is None:
+                    sigs = [sig]
+                else:
+                    sigs.append(sig)
+        regime = d.regime.on_trade(t.ts)
+
+        if d.pending and d.pending[0][0] <= n:
+            self._score(d, n, t, out)
+
+        active = d.active
+        if sigs is not None:
+            out.extend(sigs)
+            d.counts["signals"] += len(sigs)
+            idx = []
+            vals = []
+            index = d.index
+            for sig in sigs:
+                i = index[sig.agent]
+                v = sig.direction * sig.confidence
+                active.add(i, v, n, sig.horizon)
+                idx.append(i)
+                vals.append(v)
+            d.pending.append((n + d.max_h, n, t.trade_id, regime, idx, vals, m.mid, m.spread))
+        expired = active.expire(n) if n >= active.next_expiry else False
+        if sigs is not None or expired or (self._kill and d.main.executor is not None and d.main.executor.qty):
+            for lane in d.lanes:
+                self._decide(d, lane, t, regime, sigs is not None, out)
+        return out
+
+    # ------------------------------------------------------------------------------------------------- learning
+    def _score(self, d: Desk, n: int, t: Trade, out: list[Event]) -> None:
+        """Counterfactual P&L of every specialist that signalled max_h trades ago, at its own horizon."""
+        mids, spreads = d.mids, d.spreads
+        pv, fee_rt, slip = d.pv, d.fee_rt, d.slip_cost
+        experts, horizons = d.experts, d.horizons
+        while d.pending and d.pending[0][0] <= n:
+            _, n0, trade_id, regime, idx, vals, mid0, spread0 = d.pending.popleft()
+            rewards: dict[int, float] = {}
+            for i, v in zip(idx, vals):
+                back = n - (n0 + horizons[i])
+                mid_h = mids.ago(back)
+                spread_h = spreads.ago(back)
+                cost = (0.5 * (spread0 + spread_h) * pv + fee_rt + slip) * (v if v >= 0 else -v)
+                r = v * (mid_h - mid0) * pv - cost
+                rewards[i] = r
+                out.append(Reward(agent=experts[i], ticker=d.ticker, ts=t.ts, regime=regime, pnl=r,
+                                  trade_id=trade_id))
+            d.counts["rewards"] += len(rewards)
+            d.learner.update(regime, rewards, trade_id)
+
+    # ------------------------------------------------------------------------------------------------- deciding
+    def _decide(self, d: Desk, lane: Lane, t: Trade, regime: str, new_signal: bool, out: list[Event]) -> None:
+        w = lane.policy.weights(d, regime, t)
+        blend = d.coordinator.blend(w, d.active)
+        target = d.coordinator.target(blend)
+        ex = lane.executor
+        if not new_signal and target == lane.target and not (lane.risk.kill and ex is not None and ex.qty):
+            return  # an expiry that changes nothing is not a decision
+        lane.target = target
+        lane.blend = blend
+        lane.decisions += 1
+        m = d.market
+        emit = lane.emit
+        if emit:
+            d.counts["decisions"] += 1
+            coord = d.coordinator
+            out.append(Decision(
+                ticker=d.ticker, ts=t.ts, target=target, regime=regime, weights=dict(zip(d.experts, w)),
+                signals={d.experts[i]: d.active.values[i] for i in d.active.active()},
+                reason=coord.reason(regime, w, d.active, blend, target), trade_id=t.trade_id,
+                latency_ns=self.clock() - t.received_ns))
+        if ex is None:
+            return
+        pos = ex.qty
+        allowed, breaches = lane.risk.vet(t.ts, pos, target, ex.equity(m.mid))
+        if emit:
+            for rule, detail in breaches:
+                out.append(RiskBreach(ticker=d.ticker, ts=t.ts, rule=rule, detail=detail, trade_id=t.trade_id))
+            d.counts["breaches"] += len(breaches)
+        if allowed == pos:
+            return
+        dq = allowed - pos
+        side = "buy" if dq > 0 else "sell"
+        ref = (m.ask if dq > 0 else m.bid) if m.has_book else m.last_price
+        if emit:
+            self._order_id += 1
+            oid = self._order_id
+        else:
+            oid = 0
+        order = Order(order_id=oid, ticker=d.ticker, ts=t.ts, side=side, qty=abs(dq), kind="market", price=ref,
+                      reason=f"target {allowed:+d} from {pos:+d}", trade_id=t.trade_id)
+        fill = ex.execute(order, m)
+        if emit:
+            out.append(order)
+            d.counts["orders"] += 1
+            if fill is not None:
+                out.append(fill)
+                out.append(ex.position_event(t.ts, m.mid))
+                d.counts["fills"] += 1
+
+    def _new_day(self, d: Desk, day: int) -> None:
+        m = d.market
+        m.day = day
+        for s in d.specialists:
+            s.reset_day()
+        for lane in d.lanes:
+            eq = lane.executor.equity(m.mid) if lane.executor is not None else 0.0
+            lane.risk.new_day(day, eq)
+
+    # ----------------------------------------------------------------------------------------------- controls
+    def kill_switch(self, on: bool) -> None:
+        """On: every ticker's target becomes flat at its next trade and only reducing orders go out."""
+        self._kill = bool(on)
+        for d in self.desks.values():
+            d.main.risk.kill = self._kill
+
+    # --------------------------------------------------------------------------------------------- inspection
+    def snapshot(self) -> dict[str, Any]:
+        tickers: dict[str, Any] = {}
+        for name, d in self.desks.items():
+            m = d.market
+            specs = {}
+            for s in d.specialists:
+                last = s.last
+                specs[s.name] = {
+                    "last": None if last is None else {"direction": last.direction, "confidence": last.confidence,
+                                                       "ts": last.ts, "trade_id": last.trade_id},
+                    "features": s.features(),
+                    "signals": s.fired,
+                }
+            lane = d.main
+            tickers[name] = {
+                "mid": m.mid,
+                "regime": d.regime.label,
+                "regime_features": d.regime.features(),
+                "specialists": specs,
+                "active": {d.experts[i]: d.active.values[i] for i in d.active.active()},
+                "weights": d.learner.snapshot(),
+                "target": lane.target,
+                "blend": lane.blend,
+                "position": lane.executor.snapshot(m.mid) if lane.executor else None,
+                "risk": lane.risk.snapshot(),
+                "counts": dict(d.counts),
+            }
+            if len(d.lanes) > 1:
+                tickers[name]["shadows"] = {
+                    ln.name: ln.executor.snapshot(m.mid) for ln in d.lanes[1:] if ln.executor is not None}
+        return {"kill_switch": self._kill, "tickers": tickers}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "tickers": {
+                name: {"learner": d.learner.state(),
+                       "position": d.main.executor.state() if d.main.executor else None}
+                for name, d in self.desks.items()
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for name, s in state.get("tickers", {}).items():
+            d = self.desk(name)
+            if s.get("learner"):
+                d.learner.restore(s["learner"])
+            if s.get("position") and d.main.executor is not None:
+                d.main.executor.restore(s["position"])

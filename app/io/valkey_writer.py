@@ -1,0 +1,592 @@
+"""Batched Valkey writes that never slow the loop and, with a journal, never lose an input event.
+
+Keys (all under `valkey.prefix`, default "hmarl"; docs/OUTPUTS.md):
+    <prefix>:<kind>:<TICKER>   stream per ticker and kind (trade, book, signal, decision, order, fill, position,
+                                reward, risk); <prefix>:state and <prefix>:metric have no ticker
+                                entry fields: d = the codec payload (msgpack, same bytes as the journal frame)
+    <prefix>:learned:<name>     hash: learned state (one field per top-level key, msgpack values)
+    <prefix>:run:<run_id>       hash: the run summary; <prefix>:runs is a sorted set of run ids by end time
+    <prefix>:progress:<run_id>  hash: how far this run's journal is in Valkey (seq, and the last id per stream)
+
+Stream ids are explicit and deterministic: "<ms>-<n>". For input events (trade, book, state) n is the journal
+sequence number and ms the event's exchange time in ms, never below the previous entry of the same stream in this
+run (nor below the run's start for events without a time). Writing the journal again therefore produces the very
+same ids, and re-adding an entry is refused by Valkey as "equal or smaller" - which is how catch-up stays
+idempotent. Each batch is one server-side script call (atomic) that also records the progress hash, so after
+any crash the server itself says where to resume.
+
+Flow: enqueue() (sync, on the loop) computes ids and appends to a bounded in-memory backlog. A background task
+writes up to `max_batch` entries per call every `batch_interval`. When Valkey is unreachable it backs off
+(up to `backoff_max`); the backlog keeps the newest input events and lets older ones fall back to the journal.
+On reconnect it reads the progress hash and replays from the journal whatever is missing, throttled to
+`catchup_duty` of the loop, before writing live entries again. Derived events (signals, decisions, fills...) are
+best effort: beyond the backlog bound they are dropped and counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.config import ValkeyConfig
+from app.events import (Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward, RiskBreach,
+                        Signal, State, Trade)
+from app.io import codec
+from app.io.journal import JournalError, JournalTail, journal_files, read_header
+from app.io.valkey_server import mask_url, normalize_url
+
+log = logging.getLogger("app.io.valkey")
+
+# event type -> stream kind; input kinds come from the journal, the rest are derived on the loop
+KIND_OF: dict[type, str] = {Trade: "trade", Book: "book", State: "state", InvalidTicker: "state", Signal: "signal",
+                            Decision: "decision", Order: "order", Fill: "fill", Position: "position",
+                            Reward: "reward", RiskBreach: "risk", Metric: "metric"}
+INPUT_KINDS = ("trade", "book", "state")
+KINDS = ("trade", "book", "state", "signal", "decision", "order", "fill", "position", "reward", "risk", "metric")
+NO_TICKER_KINDS = ("state", "metric")
+_INPUT_TYPES = (Trade, Book, State, InvalidTicker)
+_CONN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+_STATE_META = ("_v", "_saved_ns")
+
+# One call per batch: XADD every entry (an id that is not above the stream's last one means "already there": count
+# it and go on), then record the progress. The client packs one command instead of one per entry, which is most of
+# the cost on the loop. KEYS[1] = progress hash, KEYS[2..] = streams; ARGV = seq ("" = no progress), number of
+# progress pairs, the pairs, one MAXLEN per stream, then (stream index, id, payload) per entry.
+_WRITE_LUA = """
+local seq = ARGV[1]
+local nprog = tonumber(ARGV[2])
+local i = 3 + 2 * nprog
+local maxlen = {}
+for k = 1, #KEYS - 1 do maxlen[k] = ARGV[i + k - 1] end
+i = i + #KEYS - 1
+local n = #ARGV
+local added, dups = 0, 0
+while i <= n do
+  local k = tonumber(ARGV[i])
+  local r = redis.pcall('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen[k], ARGV[i + 1], 'd', ARGV[i + 2])
+  if type(r) == 'table' and r.err then
+    if string.find(r.err, 'equal or smaller', 1, true) then dups = dups + 1 else return redis.error_reply(r.err) end
+  else
+    added = added + 1
+  end
+  i = i + 3
+end
+if seq ~= '' then
+  redis.call('HSET', KEYS[1], 'seq', seq)
+  for j = 0, nprog - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * j], ARGV[4 + 2 * j]) end
+end
+return {added, dups}
+"""
+
+
+class ValkeyUnavailable(Exception):
+    """Valkey could not be reached in time for a call that needs an answer (load_state)."""
+
+
+def stream_key(prefix: str, kind: str, ticker: str | None = None) -> str:
+    if kind in NO_TICKER_KINDS or not ticker:
+        return f"{prefix}:{kind}"
+    return f"{prefix}:{kind}:{ticker}"
+
+
+def key_of(prefix: str, event: Event) -> str:
+    return stream_key(prefix, KIND_OF.get(type(event), type(event).__name__.lower()),
+                      getattr(event, "ticker", None))
+
+
+class IdClock:
+    """Deterministic stream ids: ms never goes backwards per stream; events without a time take `floor_ms`."""
+
+    __slots__ = ("last", "floor_ms")
+
+    def __init__(self, floor_ms: int, last: dict[str, int] | None = None) -> None:
+        self.floor_ms = floor_ms
+        self.last: dict[str, int] = dict(last or {})
+
+    def ms(self, key: str, ts: int) -> int:
+        ms = ts // 1_000_000 if ts > 0 else self.floor_ms
+        prev = self.last.get(key, 0)
+        if ms < prev:
+            ms = prev
+        self.last[key] = ms
+        return ms
+
+
+def run_start_ms(journal_dir: str | Path) -> tuple[str, int]:
+    """(run id, start time in ms) from the first part's header: the floor of ids for events without a time."""
+    first = journal_files(journal_dir)[0]
+    header = read_header(first)
+    return str(header.get("run_id", Path(journal_dir).name)), int(header.get("created_ns", 0)) // 1_000_000
+
+
+def entries_from_journal(journal_dir: str | Path, prefix: str = "hmarl") -> Iterator[tuple[str, str, bytes]]:
+    """(stream key, id, payload) exactly as the writer stores the journal's events: the reference a test or an
+    auditor compares Valkey against."""
+    from app.io.journal import iter_frames
+
+    _run, floor = run_start_ms(journal_dir)
+    clock = IdClock(floor)
+    decode = codec.decode_input
+    for seq, payload in iter_frames(journal_dir):
+        event = decode(payload)
+        key = key_of(prefix, event)
+        yield key, f"{clock.ms(key, event.ts)}-{seq}", payload
+
+
+class ValkeyWriter:
+    """See the module docstring. `journal` is the run's Journal (preferred) or its directory, or None."""
+
+    def __init__(self, url: str, cfg: ValkeyConfig, journal: Any = None, *, run_id: str | None = None) -> None:
+        self.url = normalize_url(url)
+        self.cfg = cfg
+        self.prefix = cfg.prefix
+        self._journal_obj = journal if hasattr(journal, "flushed_seq") else None
+        self._journal_dir: Path | None = (Path(journal.path) if self._journal_obj is not None
+                                          else Path(journal) if journal else None)
+        self.run_id = run_id or getattr(journal, "run_id", None) or (self._journal_dir.name if self._journal_dir
+                                                                      else f"run-{time.time_ns()}")
+        self._client: redis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._connected = False
+        self._clock_live = IdClock(0)
+        self._clock_ack = IdClock(0)
+        self._clock_derived = IdClock(0)
+        self._seq = 0  # input events enqueued so far = journal seq of the last one
+        self._derived_n = 0
+        self._inputs: deque[tuple[int, str, int, Event]] = deque()  # (seq, key, ms, event)
+        self._derived: deque[tuple[str, str, Event]] = deque()  # (key, id, event)
+        self._acked = 0  # inputs known to be in Valkey: everything with seq <= _acked
+        self._tail: JournalTail | None = None
+        self._script: Any = None
+        self._pending_state: dict[str, dict[str, Any]] = {}
+        self._pending_summary: dict[str, dict[str, Any]] = {}
+        self._maxlen = {k: cfg.maxlen_by_kind.get(k, cfg.maxlen) for k in KINDS}
+        self._maxlen_of_key: dict[str, int] = {}
+        self._progress_key = f"{self.prefix}:progress:{self.run_id}"
+        self._stale_warned: set[str] = set()
+        self._down_since: float | None = None
+        self._catchup_logged = False
+        self._st = {"written": 0, "inputs_written": 0, "caught_up": 0, "dropped": 0, "spilled": 0, "lost": 0,
+                    "duplicates": 0, "reconnects": 0, "batches": 0, "last_batch_ms": 0.0, "max_batch_ms": 0.0,
+                    "errors": 0}
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect (once; if Valkey is not there yet the background task keeps trying) and start writing."""
+        if self._task is not None:
+            return
+        floor = time.time_ns() // 1_000_000
+        if self._journal_dir is not None:
+            try:
+                _run, floor = run_start_ms(self._journal_dir)
+                self._tail = JournalTail(self._journal_dir)
+            except (JournalError, OSError) as err:
+                log.warning("valkey: journal %s unusable for catch-up (%s); events beyond the backlog will be lost",
+                            self._journal_dir, err)
+                self._journal_dir = None
+        self._clock_live = IdClock(floor)
+        self._clock_ack = IdClock(floor)
+        self._clock_derived = IdClock(floor)
+        self._closing = False
+        self._client = redis.from_url(self.url, socket_timeout=self.cfg.timeout,
+                                      socket_connect_timeout=self.cfg.timeout, retry=Retry(NoBackoff(), 0),
+                                      health_check_interval=0)
+        await self._connect()
+        if not self._connected:
+            log.warning("valkey: %s not reachable at start; running without it and retrying in the background",
+                        mask_url(self.url))
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="valkey-writer")
+
+    async def close(self) -> None:
+        """Write what is pending (at most `close_timeout` seconds), then disconnect."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=self.cfg.close_timeout)
+        except asyncio.TimeoutError:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            pending = self._seq - self._acked
+            log.warning("valkey: closed with %d input events not yet in Valkey (they are in the journal %s) and "
+                        "%d derived events unwritten", pending, self._journal_dir, len(self._derived))
+        finally:
+            self._task = None
+            if self._client is not None:
+                try:
+                    await self._client.aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._client = None
+            if self._tail is not None:
+                await self._tail.close()
+
+    # -- hot path ------------------------------------------------------------------------------------------------
+    def enqueue(self, events: list[Event]) -> None:
+        """Queue events for the next pipeline. Never awaits; O(batch)."""
+        inputs, derived = self._inputs, self._derived
+        bound = self.cfg.backlog
+        prefix = self.prefix
+        live, dclock = self._clock_live, self._clock_derived
+        for event in events:
+            key = key_of(prefix, event)
+            if isinstance(event, _INPUT_TYPES):
+                self._seq += 1
+                ms = live.ms(key, event.ts)
+                if len(inputs) >= bound:
+                    inputs.popleft()  # the oldest falls back to the journal (counted once it is read from there)
+                    self._st["spilled"] += 1
+                inputs.append((self._seq, key, ms, event))
+            else:
+                self._derived_n += 1
+                ms = dclock.ms(key, getattr(event, "ts", 0))
+                if len(derived) >= bound:
+                    self._st["dropped"] += 1
+                    continue
+                derived.append((key, f"{ms}-{self._derived_n}", event))
+        if len(inputs) + len(derived) >= self.cfg.max_batch:
+            self._wake.set()
+
+    # -- state, summaries, reads ---------------------------------------------------------------------------------
+    async def save_state(self, name: str, state: dict[str, Any]) -> None:
+        """Replace the learned-state hash `name`. If Valkey is down it is kept and written on reconnect/close."""
+        fields = _state_fields(state)
+        try:
+            await asyncio.wait_for(self._write_state(name, fields), timeout=self.cfg.timeout)
+        except (*_CONN_ERRORS, RedisError) as err:
+            self._pending_state[name] = fields
+            log.warning("valkey: could not save state %r now (%s); will retry in the background", name, err)
+
+    async def load_state(self, name: str) -> dict[str, Any] | None:
+        """The learned state saved under `name`, or None if there is none. Raises ValkeyUnavailable when Valkey
+        does not answer (so the caller does not mistake an outage for a fresh start)."""
+        if name in self._pending_state:
+            return _state_from_fields(self._pending_state[name])
+        client = self._client or self._new_client()
+        try:
+            raw = await asyncio.wait_for(client.hgetall(f"{self.prefix}:learned:{name}"), timeout=self.cfg.timeout)
+        except (*_CONN_ERRORS, RedisError) as err:
+            raise ValkeyUnavailable(f"valkey {mask_url(self.url)}: cannot load state {name!r} ({err})") from None
+        finally:
+            if client is not self._client:
+                await client.aclose()
+        return _state_from_fields(raw) if raw else None
+
+    async def clear_state(self, name: str) -> None:
+        assert self._client is not None
+        self._pending_state.pop(name, None)
+        await self._client.delete(f"{self.prefix}:learned:{name}")
+
+    async def write_summary(self, run_id: str, summary: dict[str, Any]) -> None:
+        """One hash per run (values JSON), indexed by end time in <prefix>:runs."""
+        fields = {k: msgspec.json.encode(v) for k, v in summary.items()}
+        try:
+            await asyncio.wait_for(self._write_summary(run_id, fields), timeout=self.cfg.timeout)
+        except (*_CONN_ERRORS, RedisError) as err:
+            self._pending_summary[run_id] = fields
+            log.warning("valkey: could not write the run summary now (%s); will retry until close", err)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self._st)
+        gap = self._gap_end() - self._acked if self._journal_dir is not None else 0
+        out.update(connected=self._connected, backlog=len(self._inputs) + len(self._derived),
+                   catchup_pending=max(gap, 0), acked_seq=self._acked, enqueued_seq=self._seq,
+                   url=mask_url(self.url))
+        return out
+
+    # -- background task -----------------------------------------------------------------------------------------
+    def _new_client(self) -> redis.Redis:
+        return redis.from_url(self.url, socket_timeout=self.cfg.timeout, socket_connect_timeout=self.cfg.timeout,
+                              retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+    async def _connect(self) -> None:
+        """PING, then ask the server how far this run got (the progress hash) and resume from there."""
+        assert self._client is not None
+        try:
+            await self._client.ping()
+            progress = await self._client.hgetall(self._progress_key)
+        except (*_CONN_ERRORS, RedisError) as err:
+            if self._connected or self._down_since is None:
+                log.warning("valkey: %s unreachable (%s); backing off, the journal keeps everything",
+                            mask_url(self.url), err)
+                self._down_since = time.monotonic()
+            self._connected = False
+            return
+        remote = int(progress.get(b"seq", 0))
+        last = {k[3:].decode(): int(v) for k, v in progress.items() if k.startswith(b"ms:")}
+        if remote < self._acked:
+            log.warning("valkey: server has this run only up to event %d of %d acknowledged (restarted without "
+                        "persistence?); catching up from the journal", remote, self._acked)
+        self._acked = remote
+        self._clock_ack = IdClock(self._clock_live.floor_ms, last)
+        while self._inputs and self._inputs[0][0] <= remote:
+            self._inputs.popleft()
+        if self._down_since is not None:
+            log.info("valkey: reconnected to %s after %.1f s", mask_url(self.url), time.monotonic() - self._down_since)
+            self._st["reconnects"] += 1
+            self._down_since = None
+        self._connected = True
+        self._catchup_logged = False
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        interval = self.cfg.batch_interval
+        while True:
+            if not self._connected:
+                if self._closing and not self._has_work():
+                    return
+                await self._connect()
+                if not self._connected:
+                    await self._nap(backoff, wakeable=False)
+                    backoff = min(backoff * 2, self.cfg.backoff_max)
+                    continue
+                backoff = 0.1
+            try:
+                await self._flush_pending_extras()
+                wrote = await self._step()
+            except _CONN_ERRORS as err:
+                self._connected = False
+                self._down_since = time.monotonic()
+                log.warning("valkey: connection lost (%s); backing off, catching up from the journal later", err)
+                continue
+            except RedisError as err:
+                self._st["errors"] += 1
+                self._connected = False
+                self._down_since = time.monotonic()
+                log.error("valkey: write refused (%s); retrying", err)
+                await self._nap(backoff, wakeable=False)
+                backoff = min(backoff * 2, self.cfg.backoff_max)
+                continue
+            if not wrote:
+                if self._closing and not self._has_work():
+                    return
+                await self._nap(interval)
+
+    async def _nap(self, seconds: float, wakeable: bool = True) -> None:
+        if not wakeable:  # back-off: enqueue() keeps setting _wake while the backlog is full
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        self._wake.clear()
+
+    def _gap_end(self) -> int:
+        """Inputs up to this seq are not in the backlog: they must come from the journal."""
+        return self._inputs[0][0] - 1 if self._inputs else self._seq
+
+    def _has_work(self) -> bool:
+        return bool(self._inputs or self._derived or self._pending_state or self._pending_summary
+                    or (self._journal_dir is not None and self._acked < self._gap_end()))
+
+    async def _step(self) -> bool:
+        """One transaction: journal catch-up if there is a gap before the backlog, else live entries."""
+        gap_end = self._gap_end()
+        if self._acked < gap_end:
+            if self._journal_dir is None or self._tail is None:
+                self._st["lost"] += gap_end - self._acked
+                log.error("valkey: %d input events could not be written and there is no journal to recover them",
+                          gap_end - self._acked)
+                self._acked = gap_end
+                return True
+            return await self._catch_up_step(gap_end)
+        return await self._live_step()
+
+    async def _live_step(self) -> bool:
+        inputs, derived = self._inputs, self._derived
+        if not inputs and not derived:
+            return False
+        n_in = min(len(inputs), self.cfg.max_batch)
+        n_de = min(len(derived), max(self.cfg.max_batch - n_in, self.cfg.max_batch // 4))
+        t0 = time.perf_counter()
+        encode = codec.encode
+        entries: list[tuple[str, str, bytes]] = []
+        touched: dict[str, int] = {}
+        last_seq = self._acked
+        for i in range(n_in):
+            seq, key, ms, event = inputs[i]
+            entries.append((key, f"{ms}-{seq}", encode(event)))
+            touched[key] = ms
+            last_seq = seq
+        for i in range(n_de):
+            key, sid, event = derived[i]
+            entries.append((key, sid, encode(event)))
+        await self._write(entries, last_seq if n_in else None, touched)
+        for _ in range(n_in):
+            inputs.popleft()
+        for _ in range(n_de):
+            derived.popleft()
+        if n_in:
+            self._acked = last_seq
+            self._clock_ack.last.update(touched)
+        self._account(n_in + n_de, n_in, t0)
+        return True
+
+    async def _catch_up_step(self, gap_end: int) -> bool:
+        assert self._tail is not None
+        want = self._acked + 1
+        t0 = time.perf_counter()
+        frames = await self._tail.read(want, min(self.cfg.max_batch, gap_end - self._acked))
+        frames = [f for f in frames if f[0] <= gap_end]
+        if not self._catchup_logged:
+            self._catchup_logged = True
+            log.info("valkey: catching up %d input events from the journal", gap_end - self._acked)
+        if not frames:
+            j = self._journal_obj
+            if j is not None and self._tail.exhausted and j.settled_seq >= want:
+                # the journal is past `want` yet holds no such frame: it refused them (disk trouble)
+                skip_to = min(gap_end, j.settled_seq)
+                self._st["lost"] += skip_to - self._acked
+                log.error("valkey: the journal has no events %d..%d (refused by a stuck disk); they are lost",
+                          want, skip_to)
+                self._acked = skip_to
+                return True
+            if j is not None and j.is_open and j.flushed_seq < want:
+                await j.flush()  # have the journal write what we need now rather than in 50 ms
+                return True
+            return False  # not on disk yet: try again next interval
+        if frames[0][0] > want:
+            self._st["lost"] += frames[0][0] - want
+        decode = codec.decode_input
+        prefix = self.prefix
+        clock = IdClock(self._clock_ack.floor_ms, self._clock_ack.last)
+        entries: list[tuple[str, str, bytes]] = []
+        touched: dict[str, int] = {}
+        for seq, payload in frames:
+            event = decode(payload)
+            key = key_of(prefix, event)
+            ms = clock.ms(key, event.ts)
+            entries.append((key, f"{ms}-{seq}", payload))
+            touched[key] = ms
+        last_seq = frames[-1][0]
+        derived = self._derived
+        n_de = min(len(derived), self.cfg.max_batch // 4)
+        for i in range(n_de):
+            key, sid, event = derived[i]
+            entries.append((key, sid, codec.encode(event)))
+        await self._write(entries, last_seq, touched)
+        for _ in range(n_de):
+            derived.popleft()
+        self._acked = last_seq
+        self._clock_ack = clock
+        self._st["caught_up"] += len(frames)
+        self._account(len(frames) + n_de, len(frames), t0)
+        if self._acked >= self._gap_end():
+            log.info("valkey: caught up with the journal (event %d); writing live again", self._acked)
+        # leave the loop to everyone else for a while: catch-up uses at most `catchup_duty` of it
+        spent = time.perf_counter() - t0
+        duty = self.cfg.catchup_duty
+        if duty < 1:
+            await asyncio.sleep(spent * (1 - duty) / duty)
+        return True
+
+    async def _write(self, entries: list[tuple[str, str, bytes]], last_seq: int | None,
+                     touched: dict[str, int]) -> None:
+        """One server-side script call: every XADD of the batch, then the progress hash (see _WRITE_LUA)."""
+        keys = [self._progress_key]
+        index: dict[str, int] = {}
+        body: list[Any] = []
+        for key, sid, payload in entries:
+            ix = index.get(key)
+            if ix is None:
+                ix = index[key] = len(keys)
+                keys.append(key)
+            body += (ix, sid, payload)
+        args: list[Any] = ["" if last_seq is None else last_seq, len(touched) if last_seq is not None else 0]
+        if last_seq is not None:
+            for key, ms in touched.items():
+                args += (f"ms:{key}", ms)
+        args += [self._maxlen_for(k) for k in keys[1:]]
+        args += body
+        if self._script is None:
+            self._script = self._client.register_script(_WRITE_LUA)  # type: ignore[union-attr]
+        _added, dups = await self._script(keys=keys, args=args)
+        if dups:
+            self._st["duplicates"] += int(dups)
+
+    def _maxlen_for(self, key: str) -> int:
+        n = self._maxlen_of_key.get(key)
+        if n is None:
+            kind = key[len(self.prefix) + 1:].split(":", 1)[0]
+            n = self._maxlen_of_key[key] = self._maxlen.get(kind, self.cfg.maxlen)
+        return n
+
+    def _account(self, n: int, n_in: int, t0: float) -> None:
+        ms = (time.perf_counter() - t0) * 1000
+        st = self._st
+        st["written"] += n
+        st["inputs_written"] += n_in
+        st["batches"] += 1
+        st["last_batch_ms"] = round(ms, 3)
+        if ms > st["max_batch_ms"]:
+            st["max_batch_ms"] = round(ms, 3)
+
+    async def _flush_pending_extras(self) -> None:
+        for name in list(self._pending_state):
+            await self._write_state(name, self._pending_state[name])
+            del self._pending_state[name]
+        for run_id in list(self._pending_summary):
+            await self._write_summary(run_id, self._pending_summary[run_id])
+            del self._pending_summary[run_id]
+
+    async def _write_state(self, name: str, fields: dict[str, bytes]) -> None:
+        client = self._client or self._new_client()
+        key = f"{self.prefix}:learned:{name}"
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+        await pipe.execute()
+
+    async def _write_summary(self, run_id: str, fields: dict[str, bytes]) -> None:
+        client = self._client or self._new_client()
+        pipe = client.pipeline(transaction=True)
+        key = f"{self.prefix}:run:{run_id}"
+        pipe.delete(key)
+        if fields:
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+        pipe.zadd(f"{self.prefix}:runs", {run_id: time.time()})
+        await pipe.execute()
+
+
+def _state_fields(state: dict[str, Any]) -> dict[str, bytes]:
+    if not isinstance(state, dict):
+        raise TypeError("state must be a dict of plain values")
+    fields: dict[str, bytes] = {}
+    for k, v in state.items():
+        if not isinstance(k, str) or k in _STATE_META:
+            raise TypeError(f"state key {k!r} must be a str and not one of {_STATE_META}")
+        try:
+            fields[k] = msgspec.msgpack.encode(v)
+        except TypeError as err:
+            raise TypeError(f"state[{k!r}] is not plain data ({err}); use lists, dicts, numbers, strings") from None
+    fields["_v"] = b"1"
+    fields["_saved_ns"] = str(time.time_ns()).encode()
+    return fields
+
+
+def _state_from_fields(raw: dict[Any, bytes]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        name = k.decode() if isinstance(k, bytes) else k
+        if name in _STATE_META:
+            continue
+        out[name] = msgspec.msgpack.decode(v)
+    return out

@@ -1,0 +1,166 @@
+"""The ZeroMQ stream: one PUB endpoint, two frames per message [topic, msgpack payload].
+
+Sending never waits: every send is NOBLOCK. With `zmq.count_drops` (default) the socket is an XPUB with
+XPUB_NODROP, so a subscriber whose queue reached `zmq.hwm` makes the send fail at once and the message is counted
+as dropped (every subscriber misses that one message). With `count_drops = false` it behaves as a plain PUB: only
+the slow subscriber loses messages, silently for us; subscribers always see their own losses as gaps in the
+per-topic "seq" of the payloads. docs/OUTPUTS.md is the contract for subscribers in any language.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import zmq
+
+from app.config import ZmqConfig
+from app.events import (Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward, RiskBreach,
+                        Signal, State, Trade)
+from app.io import codec
+
+log = logging.getLogger("app.io.zmq")
+
+
+def topic_of(event: Event) -> str:
+    """The topic an event is published under (docs/OUTPUTS.md lists them all)."""
+    t = type(event)
+    if t is Trade:
+        return f"trade.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Book:
+        return f"book.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Signal:
+        return f"signal.{event.agent}.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Decision:
+        return f"decision.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Fill:
+        return f"fill.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Order:
+        return f"order.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Position:
+        return f"position.{event.ticker}"  # type: ignore[attr-defined]
+    if t is Reward:
+        return f"reward.{event.agent}.{event.ticker}"  # type: ignore[attr-defined]
+    if t is RiskBreach:
+        return f"risk.{event.ticker}"  # type: ignore[attr-defined]
+    if t is State or t is InvalidTicker:
+        return "state"
+    if t is Metric:
+        return "metrics"
+    return type(event).__name__.lower()
+
+
+def _topic_key(event: Event) -> tuple[Any, ...]:
+    t = type(event)
+    return (t, getattr(event, "agent", None), getattr(event, "ticker", None))
+
+
+class Publisher:
+    """publish() from the loop thread only; start()/close() around it."""
+
+    def __init__(self, cfg: ZmqConfig) -> None:
+        self.cfg = cfg
+        self.endpoint = cfg.endpoint
+        self._ctx: zmq.Context[Any] | None = None
+        self._sock: zmq.Socket[Any] | None = None
+        self._topics: dict[tuple[Any, ...], tuple[bytes, list[int]]] = {}
+        self._sent = 0
+        self._dropped = 0
+        self._errors = 0
+        self._subscriptions: dict[bytes, int] = {}
+        self._sub_task: asyncio.Task[None] | None = None
+        self._warned_drop = False
+
+    async def start(self) -> None:
+        if self._sock is not None:
+            return
+        ctx: zmq.Context[Any] = zmq.Context()
+        sock = ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, self.cfg.hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.cfg.count_drops:
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            sock.bind(self.cfg.endpoint)
+        except zmq.ZMQError as err:
+            sock.close(0)
+            ctx.term()
+            raise OSError(f"zmq: cannot bind {self.cfg.endpoint} ({err}); another hmarl may be running, "
+                          f"or set zmq.endpoint to a free port") from None
+        # a tcp://...:0 endpoint binds a free port; report the real one
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT) or self.cfg.endpoint
+        self._ctx, self._sock = ctx, sock
+        self._topics.clear()
+        self._sub_task = asyncio.get_running_loop().create_task(self._read_subscriptions(), name="zmq-subscriptions")
+        log.info("zmq: publishing on %s (hwm %d, count_drops %s)", self.endpoint, self.cfg.hwm, self.cfg.count_drops)
+
+    def publish(self, events: list[Event]) -> None:
+        """Encode and send each event with NOBLOCK; a full subscriber queue counts a drop. Never awaits."""
+        sock = self._sock
+        if sock is None:
+            return
+        topics = self._topics
+        send = sock.send_multipart
+        noblock = zmq.NOBLOCK
+        encode = codec.encode_with_seq
+        for event in events:
+            key = _topic_key(event)
+            entry = topics.get(key)
+            if entry is None:
+                entry = topics[key] = (topic_of(event).encode(), [0])
+            topic, counter = entry
+            counter[0] += 1
+            try:
+                send((topic, encode(event, counter[0])), flags=noblock, copy=True)
+                self._sent += 1
+            except zmq.Again:
+                self._dropped += 1
+                if not self._warned_drop:
+                    self._warned_drop = True
+                    log.warning("zmq: a subscriber is not keeping up (queue of %d full); dropping and counting",
+                                self.cfg.hwm)
+            except zmq.ZMQError as err:
+                self._errors += 1
+                if self._errors == 1:
+                    log.error("zmq: send failed: %s", err)
+
+    async def close(self) -> None:
+        if self._sub_task is not None:
+            self._sub_task.cancel()
+            try:
+                await self._sub_task
+            except asyncio.CancelledError:
+                pass
+            self._sub_task = None
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    def stats(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "sent": self._sent, "dropped": self._dropped, "errors": self._errors,
+                "subscribed_prefixes": sum(1 for n in self._subscriptions.values() if n > 0)}
+
+    async def _read_subscriptions(self) -> None:
+        """Drain XPUB's subscribe/unsubscribe messages (so they never pile up) and count them for stats()."""
+        while True:
+            await asyncio.sleep(0.2)
+            sock = self._sock
+            if sock is None:
+                return
+            while True:
+                try:
+                    msg = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError:
+                    return
+                if not msg:
+                    continue
+                prefix = msg[1:]
+                if msg[0] == 1:
+                    self._subscriptions[prefix] = self._subscriptions.get(prefix, 0) + 1
+                elif msg[0] == 0 and self._subscriptions.get(prefix):
+                    self._subscriptions[prefix] -= 1

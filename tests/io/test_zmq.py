@@ -1,0 +1,174 @@
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from app.config import ZmqConfig
+from app.events import SCHEMA_VERSION
+from app.io.zmq_publisher import Publisher, topic_of
+from tests.conftest import ROOT
+from tests.io.samples import one_of_each, trade
+
+EXPECTED_TOPICS = ["trade.WDOZ26", "book.WDOZ26", "state", "state", "signal.flow.WDOZ26", "decision.WDOZ26",
+                   "order.WDOZ26", "fill.WDOZ26", "position.WDOZ26", "reward.flow.WDOZ26", "risk.WDOZ26", "metrics"]
+
+
+def test_topics_are_the_documented_ones():
+    assert [topic_of(e) for e in one_of_each()] == EXPECTED_TOPICS
+
+
+async def _subscriber(endpoint: str, prefix: bytes = b"", hwm: int = 0) -> tuple[zmq.asyncio.Context, zmq.asyncio.Socket]:
+    ctx = zmq.asyncio.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    if hwm:
+        sub.setsockopt(zmq.RCVHWM, hwm)
+    sub.setsockopt(zmq.SUBSCRIBE, prefix)
+    sub.connect(endpoint)
+    return ctx, sub
+
+
+async def _wait_subscribed(pub: Publisher, sub: zmq.asyncio.Socket, probe_every: float = 0.05) -> None:
+    """PUB/SUB has no delivery before the subscription arrives: publish probes until one gets through."""
+    for _ in range(200):
+        pub.publish([trade(0, ticker="PROBE")])
+        if await sub.poll(int(probe_every * 1000)):
+            while await sub.poll(0):
+                await sub.recv_multipart()
+            return
+    raise AssertionError("subscriber never connected")
+
+
+def test_a_subscriber_receives_every_topic_with_the_documented_frames():
+    async def main():
+        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0"))
+        await pub.start()
+        ctx, sub = await _subscriber(pub.endpoint)
+        await _wait_subscribed(pub, sub)
+        events = one_of_each()
+        pub.publish(events)
+        got = [await asyncio.wait_for(sub.recv_multipart(), 5) for _ in events]
+        sub.close()
+        ctx.term()
+        stats = pub.stats()
+        await pub.close()
+        return events, got, stats
+
+    events, got, stats = asyncio.run(main())
+    assert [frames[0].decode() for frames in got] == EXPECTED_TOPICS
+    for event, frames in zip(events, got):
+        assert len(frames) == 2
+        payload = msgspec.msgpack.decode(frames[1])
+        assert payload["v"] == SCHEMA_VERSION and payload["type"] == type(event).__name__
+        assert payload["seq"] >= 1
+        body = {k: v for k, v in payload.items() if k not in ("v", "seq", "type")}
+        assert msgspec.convert(body, type(event)) == event
+    assert stats["dropped"] == 0 and stats["sent"] >= len(events)
+
+
+def test_per_topic_seq_lets_a_subscriber_count_what_it_missed():
+    async def main():
+        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0"))
+        await pub.start()
+        ctx, sub = await _subscriber(pub.endpoint, b"trade.WINZ26")
+        await _wait_subscribed(pub, sub)
+        pub.publish([trade(i, ticker="WINZ26" if i % 2 else "WDOZ26") for i in range(10)])
+        got = [msgspec.msgpack.decode((await asyncio.wait_for(sub.recv_multipart(), 5))[1])["seq"]
+               for _ in range(5)]
+        sub.close()
+        ctx.term()
+        await pub.close()
+        return got
+
+    assert asyncio.run(main()) == [1, 2, 3, 4, 5]
+
+
+def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted():
+    async def main():
+        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", hwm=1000))
+        await pub.start()
+        ctx, sub = await _subscriber(pub.endpoint, hwm=1000)
+        await _wait_subscribed(pub, sub)
+        # the subscriber now stops reading; the loop keeps publishing 200k events in batches
+        lags = []
+        stop = asyncio.Event()
+
+        async def heartbeat():
+            loop = asyncio.get_running_loop()
+            while not stop.is_set():
+                t = loop.time()
+                await asyncio.sleep(0.005)
+                lags.append(loop.time() - t - 0.005)
+
+        hb = asyncio.create_task(heartbeat())
+        batch = [trade(i) for i in range(500)]
+        slowest = 0.0
+        for _ in range(400):
+            t0 = time.perf_counter()
+            pub.publish(batch)
+            slowest = max(slowest, time.perf_counter() - t0)
+            await asyncio.sleep(0)
+        stop.set()
+        await hb
+        stats = pub.stats()
+        sub.close()
+        ctx.term()
+        await pub.close()
+        return stats, slowest, max(lags)
+
+    stats, slowest, max_lag = asyncio.run(main())
+    assert stats["dropped"] > 100_000  # the stalled subscriber's queues hold a few thousand at most
+    assert stats["sent"] + stats["dropped"] >= 200_000
+    assert slowest < 0.25 and max_lag < 0.25
+
+
+def test_no_subscriber_at_all_is_fine():
+    async def main():
+        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", hwm=10))
+        await pub.start()
+        pub.publish([trade(i) for i in range(10_000)])
+        st = pub.stats()
+        await pub.close()
+        return st
+
+    st = asyncio.run(main())
+    assert st["sent"] == 10_000 and st["dropped"] == 0
+
+
+def test_tail_command_prints_the_stream(tmp_path):
+    async def main():
+        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0"))
+        await pub.start()
+        env_path = str(ROOT)
+        proc = subprocess.Popen([sys.executable, "-m", "app", "tail", "--endpoint", pub.endpoint, "--json",
+                                 "--topic", "trade.", "--topic", "decision.", "--count", "3", "--timeout", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                env={**__import__("os").environ, "PYTHONPATH": env_path})
+        events = one_of_each()
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            pub.publish(events)  # until tail has subscribed and got its three messages
+            await asyncio.sleep(0.1)
+        out, err = proc.communicate(timeout=10)
+        await pub.close()
+        return proc.returncode, out, err
+
+    code, out, err = asyncio.run(main())
+    assert code == 0, err
+    lines = [json.loads(ln) for ln in out.splitlines()]
+    assert len(lines) == 3
+    assert {ln["topic"] for ln in lines} <= {"trade.WDOZ26", "decision.WDOZ26"}
+    assert all(ln["v"] == SCHEMA_VERSION for ln in lines)
+
+
+def test_tail_human_lines():
+    from app.commands.tail import format_line
+
+    t = msgspec.msgpack.decode(__import__("app.io.codec", fromlist=["x"]).encode(trade(3)))
+    line = format_line("trade.WDOZ26", t)
+    assert "trade.WDOZ26" in line and "5001.5" in line and "x4" in line and "buy" in line
