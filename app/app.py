@@ -151,18 +151,35 @@ class App:
         return out
 
 
-def initial_state_of(replay_path: str | None) -> dict[str, Any] | None:
-    """The learned state a recorded run started from, kept beside its journal (None: start fresh)."""
-    import msgspec
-
-    from app.pipeline import INITIAL_STATE_FILE
-
+def run_file(replay_path: str | None, name: str) -> Path | None:
+    """A file a recorded run keeps beside its journal (the path may be the run directory or one part in it)."""
     if not replay_path:
         return None
     p = Path(replay_path)
     for d in (p, p.parent):
-        f = d / INITIAL_STATE_FILE
-        if d.is_dir() and f.is_file():
-            return msgspec.msgpack.decode(f.read_bytes()) or None
+        if d.is_dir() and (d / name).is_file():
+            return d / name
     return None
+
+
+def initial_state_of(replay_path: str | None) -> dict[str, Any] | None:
+    """The learned state a recorded run started from (None: start fresh)."""
+    import msgspec
+
+    from app.pipeline import INITIAL_STATE_FILE
+
+    f = run_file(replay_path, INITIAL_STATE_FILE)
+    return (msgspec.msgpack.decode(f.read_bytes()) or None) if f else None
+
+
+def recorded_config(replay_path: str | None, overrides: dict[str, Any]) -> Config | None:
+    """The configuration a recorded run used, with `overrides` applied (None when it was not kept)."""
+    import msgspec
+
+    from app.pipeline import CONFIG_FILE
+
+    f = run_file(replay_path, CONFIG_FILE)
+    if f is None:
+        return None
+    return config_mod.with_overrides(config_mod.from_dict(msgspec.json.decode(f.read_bytes()), str(f)), overrides)
 

@@ -44,8 +44,7 @@ class LearnedPolicy:
 
 
 class FixedPolicy:
-    """Fixed weights by expert name (missing = 0). {"orderflow": 1} follows one specialist; all specialists at 1
-    with flat at 0 is equal weight."""
+    """Fixed weights by expert name (missing = 0); {"orderflow": 1} follows one specialist alone."""
 
     def __init__(self, by_name: dict[str, float]) -> None:
         self.by_name = by_name
@@ -57,6 +56,14 @@ class FixedPolicy:
         if w is None:
             w = self._cache[key] = [float(self.by_name.get(e, 0.0)) for e in desk.experts]
         return w
+
+
+class EqualPolicy:
+    """Equal weight on every specialist that has an active signal: the plain mean of what is being said."""
+
+    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
+        values = desk.active.values
+        return [1.0 if values[i] != 0.0 else 0.0 for i in range(len(values))] + [0.0]
 
 
 class OraclePolicy:

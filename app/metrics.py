@@ -65,6 +65,10 @@ class LatencyHistogram:
                 return min(max(upper, 0), self.max)
         return self.max
 
+    def nonzero_buckets(self) -> list[tuple[int, int]]:
+        """(lower edge ns, count) of every non-empty bucket: enough to redraw the histogram later."""
+        return [(_lower_bound(i), c) for i, c in enumerate(self.counts) if c]
+
     def summary_us(self) -> dict[str, float]:
         """p50/p99/p999/max in microseconds, the shape every report uses."""
         return {

@@ -29,7 +29,10 @@ from app.metrics import LatencyHistogram
 log = logging.getLogger("app.pipeline")
 
 STATE_NAME = "hierarchy"
-INITIAL_STATE_FILE = "initial_state.msgpack"  # beside a run's journal: what replay starts from
+# beside a run's journal: what replay and the report start from, and what the run measured live
+INITIAL_STATE_FILE = "initial_state.msgpack"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
 _digest_encoder = msgspec.msgpack.Encoder()
 
 
@@ -89,8 +92,9 @@ class Pipeline:
             self.restored = True
             log.info("restored learned state (%d tickers)", len(state.get("tickers", {})))
         if self.journal is not None:
-            # replay of this journal must start from the same learned state to reproduce its decisions
+            # replay of this journal must start from the same learned state and settings to reproduce its decisions
             (self.journal.path / INITIAL_STATE_FILE).write_bytes(msgspec.msgpack.encode(state or {}))
+            (self.journal.path / CONFIG_FILE).write_bytes(msgspec.json.encode(cfg))
         if cfg.zmq.enabled:
             from app.io.zmq_publisher import Publisher
 
@@ -124,6 +128,7 @@ class Pipeline:
                 await self.writer.close()
             if self.journal is not None:
                 await self.journal.close()
+                self._write_run_summary(summary or self.summary())
         finally:
             if self.publisher is not None:
                 await self.publisher.close()
@@ -165,6 +170,13 @@ class Pipeline:
             writer.enqueue(batch)
             if outputs:
                 writer.enqueue(outputs)
+
+    def _write_run_summary(self, summary: dict[str, Any]) -> None:
+        """The live measurements a replay cannot reproduce (latency), kept beside the journal for the report."""
+        hist = self.decision_latency
+        record = {**summary, "decision_latency_buckets": [
+            [lower, count] for lower, count in hist.nonzero_buckets()]}
+        (self.journal.path / SUMMARY_FILE).write_text(msgspec.json.encode(record).decode())
 
     def _report_invalid(self, start: int) -> None:
         for ev in self.continuity.invalid_tickers[start:]:

@@ -48,6 +48,12 @@ def test_sigterm_stops_cleanly_with_exit_0():
     assert proc.returncode == 0, err[-3000:]
     summary = json.loads(out.strip().splitlines()[-1])
     assert sum(summary["trades"].values()) > 0 and summary["gaps"] == 0
+    # the journal was flushed: it holds every input event the run counted
+    from app.io.journal import read_journal
+
+    journaled = list(read_journal(cwd / "data" / "journal" / summary["run_id"]))
+    assert len(journaled) == sum(summary["events"].values())
+    assert sum(1 for e in journaled if type(e).__name__ == "Trade") == sum(summary["trades"].values())
 
 
 def test_invalid_ticker_is_reported_in_one_clear_line():

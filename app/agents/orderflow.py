@@ -7,7 +7,7 @@ Features (all O(1) per trade):
 - sweep_trades / sweep_levels: the current run of same-side aggressions and how many price levels it traded at,
   counted only when the price moves in the run's direction.
 Signal: a sweep (>= sweep_min_trades in a row through >= sweep_min_levels) in its direction, once per run; or,
-alone, |ofi| at ofi_trigger_window >= ofi_trigger (re-armed when it falls below half of that).
+alone, |ofi| at ofi_trigger_window >= ofi_trigger once that window is full (re-armed below half of that).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class OrderFlow(BaseSpecialist):
         self._sum_s = [0.0] * len(self.windows)
         self._sum_a = [0.0] * len(self.windows)
         self._trig_i = self.windows.index(cfg.ofi_trigger_window)
+        self._trig_w = cfg.ofi_trigger_window
         self._short_i = 0
         self.delta = 0.0
         self.cum_delta = 0.0
@@ -85,6 +86,8 @@ class OrderFlow(BaseSpecialist):
             conf = 0.6 + 0.1 * (self.run_levels - cfg.sweep_min_levels) + 0.3 * (agree if agree > 0 else 0.0)
             return self.signal(t, float(s), conf, self.features())
 
+        if self._signed.count < self._trig_w:  # not enough trades for the window yet
+            return None
         a = sum_a[self._trig_i]
         ofi = sum_s[self._trig_i] / a if a > 0 else 0.0
         mag = ofi if ofi >= 0 else -ofi

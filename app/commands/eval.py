@@ -4,7 +4,7 @@ For each scenario and seed the pure-Python generator (app.market) produces WDO a
 Hierarchy processes them (the coordinator is its main lane) and silent shadow lanes turn the very same signals into
 positions with fixed weights, through the same paper executor, fees and risk limits:
 - flat: never trades (P&L 0);
-- equal: every specialist weight 1, flat 0 (the mean of the active signals);
+- equal: equal weight on every specialist with an active signal (the plain mean of what is being said);
 - one lane per specialist (weight 1 on it alone); "best single" is, per seed, the one that did best (hindsight);
 - oracle: knows the regime and follows its informative specialist (flat in null stretches).
 Metrics per strategy and seed: net P&L (R$, fees and spread paid), Sharpe of P&L per block of 1,000 trades (and its
@@ -29,7 +29,7 @@ import msgspec
 
 from app import config as config_mod
 from app.events import Decision, Fill, Trade
-from app.hierarchy import FixedPolicy, Hierarchy, OraclePolicy
+from app.hierarchy import EqualPolicy, FixedPolicy, Hierarchy, OraclePolicy
 from app.market.generator import PlantedMarket
 from app.market.scenarios import PATTERNS, SCENARIOS, ScenarioParams
 
@@ -56,7 +56,7 @@ def run_seed(scenario: str, seed: int, cfg: config_mod.Config, trades: int) -> d
     """Run one seed; plain data out (it crosses process boundaries)."""
     market = PlantedMarket(scenario, seed, params=ScenarioParams(trades=trades),
                            contracts=cfg.execution.contracts)
-    shadows: dict[str, Any] = {"equal": FixedPolicy({p: 1.0 for p in cfg.agents.enabled})}
+    shadows: dict[str, Any] = {"equal": EqualPolicy()}
     for p in cfg.agents.enabled:
         shadows[f"only_{p}"] = FixedPolicy({p: 1.0})
     shadows["oracle"] = OraclePolicy(market.informative)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import config as config_mod
-from app.app import App
+from app.app import App, recorded_config
 from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, setup_logging
 from app.commands.run import install_signal_handlers
 from app.feed.base import FeedError
@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
                    help="single-thread tracing: write the causality trace to FILE (default: <path>.trace.jsonl)")
     p.add_argument("--slow-ms", type=float, default=5.0, help="tracing: report batches slower than this")
+    p.add_argument("--use-config", action="store_true",
+                   help="use --config / ./config.toml instead of the settings the recorded run kept beside its journal")
     p.add_argument("--outputs", action="store_true",
                    help="also publish on ZMQ and write Valkey (off by default: replay only computes)")
 
@@ -131,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.outputs or args.trace is not None:
             # replay computes; tracing runs on one thread, so no ZMQ I/O threads and no Valkey
             overrides.update({"zmq.enabled": False, "valkey.enabled": False})
-        cfg = config_mod.load(args.config, overrides)
+        recorded = None if args.use_config else recorded_config(args.path, overrides)
+        cfg = recorded or config_mod.load(args.config, overrides)
     except config_mod.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -1,8 +1,10 @@
 """From the specialists' signals and a weight vector to a target position, with the reason spelled out.
 
 A signal stays active for its horizon (in trades of its ticker) unless the same specialist signals again. The blend
-is the weighted mean of the active signals' direction x confidence, where the weights are normalised over the active
-specialists plus "flat" (who always votes 0): trusting flat more pulls every blend toward no position.
+is the weighted vote of all experts, each voting its active signal's direction x confidence; a specialist with no
+active signal votes 0, and so does "flat", always:  blend = sum(w_i x s_i over active i) / sum(all w).
+So a specialist moves the position only in proportion to the trust it has earned: one that the learner has pushed
+to the floor cannot open a position by being the only one that speaks, and trusting flat pulls every blend to 0.
 target = 0 while |blend| < entry_threshold, else sign(blend) x max(1, round(|blend| x max_contracts)).
 """
 from __future__ import annotations
@@ -60,14 +62,12 @@ class Coordinator:
 
     def blend(self, weights: list[float], active: ActiveSignals) -> float:
         num = 0.0
-        den = weights[self.flat]
         values = active.values
         for i in range(active.n):
             v = values[i]
             if v != 0.0:
-                w = weights[i]
-                num += w * v
-                den += w
+                num += weights[i] * v
+        den = sum(weights)
         return num / den if den > 0 else 0.0
 
     def target(self, blend: float) -> int:
@@ -85,5 +85,5 @@ class Coordinator:
         parts = [f"{self.experts[i]} {active.values[i]:+.2f}x{weights[i]:.2f}" for i in active.active()]
         src = ", ".join(parts) if parts else "no active signal"
         cmp = ">=" if abs(blend) >= self.threshold else "<"
-        return (f"regime {regime}: blend {blend:+.3f} of [{src}] with flat {weights[self.flat]:.2f}; "
+        return (f"regime {regime}: blend {blend:+.3f} of [{src}], flat {weights[self.flat]:.2f}; "
                 f"|blend| {cmp} {self.threshold} -> target {target:+d}")
