@@ -53,3 +53,18 @@ def test_two_traced_replays_write_byte_identical_causality_traces(recorded_run):
         for s in r["signals"]:  # and the signals that entered the blend, with their weights
             assert s["agent"] in r["weights"] and s["trade_id"] <= r["trade_id"]
     assert any(r["signals"] for r in records)
+
+
+def test_report_writes_non_empty_charts_and_a_summary_that_matches_the_live_run(recorded_run):
+    cwd, live = recorded_run
+    proc = run_app("report", live["run_id"], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["matches_live"] is True and out["decisions"] == live["decisions"]
+    names = {Path(p).name for p in out["images"]}
+    assert names == {"price_fills.png", "position.png", "pnl.png", "weights.png", "latency.png"}
+    for p in out["images"]:
+        data = (cwd / p).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    md = (cwd / out["report"]).read_text()
+    assert "identical to the live run" in md and "callback -> decision latency: p50" in md
