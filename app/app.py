@@ -22,6 +22,10 @@ log = logging.getLogger("app")
 
 def make_feed(cfg: Config, replay_path: str | None = None, speed: float | None = None) -> Feed:
     kind = cfg.feed.kind
+    if cfg.feed.isolation == "process" and kind in ("simulator", "profitdll"):
+        from app.feed.process.feed import ProcessFeed
+
+        return ProcessFeed(cfg)
     if kind == "simulator":
         from app.feed.simulator.feed import SimulatorFeed
 

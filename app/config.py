@@ -50,6 +50,16 @@ class FeedConfig(_Section):
     dll_path: str = ""
     # keep one Python thread state alive on the DLL's callback thread instead of one per callback
     keep_thread_state: bool = True
+    # process isolation: seconds a lost market connection may last before the child process is replaced
+    reconnect_grace: Positive = 10.0
+    # process isolation: first wait before restarting the child, seconds; doubles after each failed restart
+    restart_backoff: Positive = 0.5
+    # process isolation: the longest wait between restarts, seconds
+    restart_backoff_max: Positive = 30.0
+    # process isolation: give up after this many restarts (0 = never give up)
+    max_restarts: NonNegativeInt = 0
+    # process isolation: a child silent for this many seconds is considered hung and replaced
+    heartbeat_timeout: Positive = 5.0
 
     def __post_init__(self) -> None:
         if not self.tickers:
@@ -186,7 +196,8 @@ class TapeConfig(_Section):
 
 class FootprintConfig(_Section):
     horizon: PositiveInt = 15
-    bar_trades: PositiveInt = 40  # trades per footprint bar; imbalances are read over this bar and the previous one
+    bar_trades: PositiveInt = 40  # trades per footprint bar (volume at price, delta and point of control per bar)
+    window_trades: PositiveInt = 25  # imbalances and absorption are read over the last this many trades
     imbalance_ratio: Positive = 3.0  # ask volume at p vs bid volume at p - 1 tick (and mirrored) = imbalanced level
     stack_min: PositiveInt = 3  # consecutive imbalanced levels that signal
     min_level_volume: Positive = 3.0  # in mean trade sizes: thinner levels do not count as imbalanced

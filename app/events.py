@@ -122,6 +122,7 @@ class Position(Event, frozen=True, tag=True, gc=False):
     realized: float  # R$ net of fees
     unrealized: float  # R$
     fees: float
+    trade_id: int = 0  # the trade whose fill produced this position
 
 
 class Reward(Event, frozen=True, tag=True, gc=False):

@@ -23,8 +23,7 @@ from app.config import Config
 from app.coordination.coordinator import ActiveSignals, Coordinator
 from app.coordination.learner import FLAT, Learner
 from app.coordination.regime import RegimeClassifier
-from app.events import (Book, Decision, Event, InputEvent, InvalidTicker, Order, Position, Reward, RiskBreach,
-                        Signal, State, Trade)
+from app.events import Book, Decision, Event, InputEvent, InvalidTicker, Order, Reward, RiskBreach, Signal, Trade
 from app.execution.contracts import ContractSpec, spec_for
 from app.execution.paper import PaperExecutor
 from app.execution.risk import RiskGate
@@ -195,7 +194,7 @@ class Hierarchy:
                 for f in ex.on_trade(t):
                     if lane.emit:
                         out.append(f)
-                        out.append(ex.position_event(t.ts, m.mid))
+                        out.append(ex.position_event(t.ts, m.mid, t.trade_id))
                         d.counts["fills"] += 1
 
         sigs: list[Signal] | None = None
@@ -299,7 +298,7 @@ class Hierarchy:
             d.counts["orders"] += 1
             if fill is not None:
                 out.append(fill)
-                out.append(ex.position_event(t.ts, m.mid))
+                out.append(ex.position_event(t.ts, m.mid, t.trade_id))
                 d.counts["fills"] += 1
 
     def _new_day(self, d: Desk, day: int) -> None:
@@ -350,6 +349,16 @@ class Hierarchy:
                 tickers[name]["shadows"] = {
                     ln.name: ln.executor.snapshot(m.mid) for ln in d.lanes[1:] if ln.executor is not None}
         return {"kill_switch": self._kill, "tickers": tickers}
+
+    def weight_history(self, ticker: str, last: int = 100) -> list[dict[str, Any]]:
+        """The learner's last weight updates for a ticker: which trade's signals were scored, in which regime, with
+        which learning rate, and the weights after the update."""
+        d = self.desks.get(ticker)
+        if d is None:
+            return []
+        hist = list(d.learner.history)[-last:] if last > 0 else []
+        return [{"trade_id": tid, "regime": regime, "eta": eta, "weights": dict(zip(d.experts, w))}
+                for tid, regime, eta, w in hist]
 
     def state(self) -> dict[str, Any]:
         return {

@@ -41,8 +41,18 @@ def decision_fingerprint(d: Decision) -> bytes:
     return _digest_encoder.encode((d.ticker, d.ts, d.target, d.regime, d.weights, d.signals, d.reason, d.trade_id))
 
 
+_issued: set[str] = set()
+
+
 def new_run_id(prefix: str = "run") -> str:
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    """Time and pid; a second run started within the same second in this process gets a suffix."""
+    base = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_id, n = base, 1
+    while run_id in _issued:
+        n += 1
+        run_id = f"{base}-{n}"
+    _issued.add(run_id)
+    return run_id
 
 
 class Pipeline:

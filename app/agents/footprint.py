@@ -1,12 +1,14 @@
-"""Footprint specialist: volume at price per bar, split by aggressor, read for imbalances and absorption.
+"""Footprint specialist: volume at price split by aggressor, read for stacked imbalances and absorption.
 
-Bars are bar_trades trades long; imbalances and absorption are read over the current bar plus the previous one, so a
-pattern that straddles a bar boundary is still seen. Each trade touches one price level; the checks look at a
-bounded number of levels around it, so a trade costs O(1).
+Two views of the same trades, both O(1) per trade: bars of bar_trades trades (volume at price with the buy/sell split,
+delta and point of control per bar), and a rolling window of the last window_trades trades (each trade is added to
+its price level and the trade that leaves the window is subtracted), on which imbalances and absorption are read, so
+a pattern that straddles a bar boundary is still seen whole. Checks look at a bounded number of levels around the
+trade's price.
 
 Features:
 - bar_delta: aggressive buy minus sell volume in the current bar.
-- level_delta: buy minus sell volume at the last trade's price over the two bars (delta per level).
+- level_delta: buy minus sell volume at the last trade's price over the window (delta per level).
 - stack_buy / stack_sell: consecutive imbalanced levels at the last check. A level p is buy-imbalanced when buy
   volume at p >= imbalance_ratio x sell volume at p - 1 tick (the diagonal) and >= min_level_volume mean trade sizes;
   sell-imbalanced mirrored (sell at p vs buy at p + 1 tick).
@@ -16,11 +18,11 @@ Features:
 - poc / poc_shift_ticks: point of control (price with most volume) of the last closed bar and its move from the bar
   before, in ticks.
 Signal: stack_min stacked imbalanced levels in their direction (continuation), or absorption against the absorbed
-side (reversal); each direction at most once per bar_trades trades.
+side (reversal); each direction at most once per window_trades trades.
 """
 from __future__ import annotations
 
-from app.agents.base import BaseSpecialist, MarketState, sign_of
+from app.agents.base import BaseSpecialist, MarketState, Ring, sign_of
 from app.config import FootprintConfig
 from app.events import Signal, Trade
 
@@ -35,14 +37,14 @@ class Footprint(BaseSpecialist):
         self.cfg = cfg
         self._inv_tick = 1.0 / market.tick
         # price key (integer ticks) -> [buy volume, sell volume, buy trades, sell trades]
-        self.cur: dict[int, list] = {}
-        self.prev: dict[int, list] = {}
+        self.cur: dict[int, list] = {}  # current bar
+        self.win: dict[int, list] = {}  # rolling window
+        w = cfg.window_trades
+        self._wkey, self._wside, self._wqty = Ring(w), Ring(w), Ring(w)
+        self._wvol = 0.0
+        self._wdelta = 0.0
         self._n_bar = 0
-        self._vol = [0.0, 0.0]  # current, previous bar volume
-        self._hi = [-(10**12), -(10**12)]
-        self._lo = [10**12, 10**12]
         self.bar_delta = 0.0
-        self._prev_delta = 0.0
         self.level_delta = 0.0
         self.stack_buy = 0
         self.stack_sell = 0
@@ -53,14 +55,54 @@ class Footprint(BaseSpecialist):
         self._n = 0
         self._last_fire = {1: -(10**9), -1: -(10**9)}
 
+    # ------------------------------------------------------------------------------------------------ updates
+    def on_trade(self, t: Trade) -> Signal | None:
+        self._n += 1
+        s = sign_of(t.aggressor)
+        k = int(round(t.price * self._inv_tick))
+        q = float(t.qty)
+        _add(self.cur, k, s, q, 1)
+        self.bar_delta += s * q
+        self._n_bar += 1
+        self._window(k, s, q)
+        sig = self._check(t, s, k) if s else None
+        if self._n_bar >= self.cfg.bar_trades:
+            self._close_bar()
+        return sig
+
+    def _window(self, k: int, s: int, q: float) -> None:
+        keys, sides, qtys = self._wkey, self._wside, self._wqty
+        if keys.count == keys.size:  # the oldest trade leaves the window
+            ok, os_, oq = keys.ago(keys.size - 1), sides.ago(keys.size - 1), qtys.ago(keys.size - 1)
+            ok_i, os_i = int(ok), int(os_)
+            row = _add(self.win, ok_i, os_i, -oq, -1)
+            if row[0] <= 0.0 and row[1] <= 0.0 and row[2] <= 0 and row[3] <= 0:
+                del self.win[ok_i]
+            self._wvol -= oq
+            self._wdelta -= os_i * oq
+        keys.push(float(k))
+        sides.push(float(s))
+        qtys.push(q)
+        _add(self.win, k, s, q, 1)
+        self._wvol += q
+        self._wdelta += s * q
+
+    def _close_bar(self) -> None:
+        cur = self.cur
+        if cur:
+            key = max(cur, key=lambda p: (cur[p][0] + cur[p][1], -p))
+            if self._poc_key is not None:
+                self.poc_shift_ticks = float(key - self._poc_key)
+            self._poc_key = key
+            self.poc = key * self.market.tick
+        self.cur = {}
+        self._n_bar = 0
+        self.bar_delta = 0.0
+
+    # ------------------------------------------------------------------------------------------------- checks
     def _level(self, k: int) -> tuple:
-        a = self.cur.get(k)
-        b = self.prev.get(k)
-        if a is None:
-            return b if b is not None else _EMPTY
-        if b is None:
-            return a
-        return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+        row = self.win.get(k)
+        return _EMPTY if row is None else row
 
     def _stack(self, k: int, s: int, min_vol: float) -> int:
         """Consecutive imbalanced levels starting at k and going against s (down for buys, up for sells)."""
@@ -84,50 +126,6 @@ class Footprint(BaseSpecialist):
                 k += 1
         return n
 
-    def _close_bar(self) -> None:
-        cur = self.cur
-        if cur:
-            key = max(cur, key=lambda p: (cur[p][0] + cur[p][1], -p))
-            if self._poc_key is not None:
-                self.poc_shift_ticks = float(key - self._poc_key)
-            self._poc_key = key
-            self.poc = key * self.market.tick
-        self.prev = cur
-        self.cur = {}
-        self._n_bar = 0
-        self._vol[1] = self._vol[0]
-        self._vol[0] = 0.0
-        self._hi[1], self._lo[1] = self._hi[0], self._lo[0]
-        self._hi[0], self._lo[0] = -(10**12), 10**12
-        self._prev_delta = self.bar_delta
-        self.bar_delta = 0.0
-
-    def on_trade(self, t: Trade) -> Signal | None:
-        self._n += 1
-        s = sign_of(t.aggressor)
-        k = int(round(t.price * self._inv_tick))
-        q = float(t.qty)
-        row = self.cur.get(k)
-        if row is None:
-            row = self.cur[k] = [0.0, 0.0, 0, 0]
-        if s > 0:
-            row[0] += q
-            row[2] += 1
-        elif s < 0:
-            row[1] += q
-            row[3] += 1
-        self.bar_delta += s * q
-        self._vol[0] += q
-        if k > self._hi[0]:
-            self._hi[0] = k
-        if k < self._lo[0]:
-            self._lo[0] = k
-        self._n_bar += 1
-        sig = self._check(t, s, k) if s else None
-        if self._n_bar >= self.cfg.bar_trades:
-            self._close_bar()
-        return sig
-
     def _check(self, t: Trade, s: int, k: int) -> Signal | None:
         cfg = self.cfg
         lv = self._level(k)
@@ -138,23 +136,22 @@ class Footprint(BaseSpecialist):
             self.stack_buy = n
         else:
             self.stack_sell = n
-        if n >= cfg.stack_min and self._n - self._last_fire[s] >= cfg.bar_trades:
+        if n >= cfg.stack_min and self._n - self._last_fire[s] >= cfg.window_trades:
             self._last_fire[s] = self._n
             self.absorption = 0
             aligned = self.poc_shift_ticks * s > 0
             conf = 0.5 + 0.15 * (n - cfg.stack_min) + (0.15 if aligned else 0.0)
             return self.signal(t, float(s), conf, self.features())
 
-        # absorption: one side kept hitting this price and it did not give way
+        # absorption: one side kept hitting this price, out-traded the other side, and the price did not give way
         side_n = lv[2] if s > 0 else lv[3]
         if side_n >= cfg.absorb_min_trades:
             side_vol = lv[0] if s > 0 else lv[1]
-            window = self._vol[0] + self._vol[1]
-            net = (self.bar_delta + self._prev_delta) * s  # the absorbed side out-traded the other one
-            if window > 0 and side_vol >= cfg.absorb_share * window and net >= cfg.absorb_share * window:
-                held = (max(self._hi) <= k) if s > 0 else (min(self._lo) >= k)
+            window = self._wvol
+            if window > 0 and side_vol >= cfg.absorb_share * window and self._wdelta * s >= cfg.absorb_share * window:
+                held = all(p <= k for p in self.win) if s > 0 else all(p >= k for p in self.win)
                 d = -s
-                if held and self._n - self._last_fire[d] >= cfg.bar_trades:
+                if held and self._n - self._last_fire[d] >= cfg.window_trades:
                     self._last_fire[d] = self._n
                     self.absorption = d
                     conf = 0.4 + 0.4 * (side_vol / window)
@@ -162,6 +159,7 @@ class Footprint(BaseSpecialist):
         self.absorption = 0
         return None
 
+    # --------------------------------------------------------------------------------------------- inspection
     def bar(self) -> dict[float, tuple[float, float]]:
         """Current bar: price -> (buy volume, sell volume)."""
         tick = self.market.tick
@@ -177,3 +175,16 @@ class Footprint(BaseSpecialist):
             "poc": self.poc,
             "poc_shift_ticks": self.poc_shift_ticks,
         }
+
+
+def _add(levels: dict[int, list], k: int, s: int, q: float, n: int) -> list:
+    row = levels.get(k)
+    if row is None:
+        row = levels[k] = [0.0, 0.0, 0, 0]
+    if s > 0:
+        row[0] += q
+        row[2] += n
+    elif s < 0:
+        row[1] += q
+        row[3] += n
+    return row

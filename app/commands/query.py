@@ -105,10 +105,11 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str] | None)
                     columns.append(k)
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(c, no_wrap=True)
     for r in rows:
         table.add_row(*(_cell(r.get(c, "")) for c in columns))
-    Console().print(table)
+    # piped: no terminal width to respect, and folded cells are useless to grep/awk
+    Console(width=None if sys.stdout.isatty() else 400).print(table)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,15 +27,24 @@ from app.config import LearnerConfig
 FLAT = "flat"
 
 
+def _scaled(w: float, log_factor: float) -> float:
+    """w * exp(log_factor) without overflow for tiny w and a large factor."""
+    if w <= 0.0:
+        return 0.0
+    x = math.log(w) + log_factor
+    return math.exp(x) if x > -745.0 else 0.0
+
+
 class Learner:
-    def __init__(self, experts: list[str], cfg: LearnerConfig, scale: float) -> None:
-        """experts: names, "flat" last (added if missing). scale: a typical |reward| in R$ (one round-trip cost),
-        the prior for AdaHedge's gap so the first steps neither freeze nor follow-the-leader."""
-        if FLAT not in experts:
+    def __init__(self, experts: list[str], cfg: LearnerConfig, scale: float, with_flat: bool = True) -> None:
+        """experts: names; "flat" is appended unless present or with_flat is False (plain Hedge, for tests).
+        scale: a typical |reward| in R$ (one round-trip cost), the prior for AdaHedge's gap so the first steps
+        neither freeze nor follow the leader blindly."""
+        if with_flat and FLAT not in experts:
             experts = [*experts, FLAT]
         self.experts = list(experts)
         self.n = len(self.experts)
-        self.flat = self.experts.index(FLAT)
+        self.flat = self.experts.index(FLAT) if FLAT in self.experts else -1
         self.cfg = cfg
         self.log_n = math.log(self.n)
         self.scale = scale
@@ -86,40 +95,41 @@ class Learner:
 
     def update(self, regime: str, rewards: dict[int, float], trade_id: int = 0) -> None:
         """One scored step: rewards[i] in R$ for each awake expert index (flat is added with 0 if absent)."""
-        if self.flat not in rewards:
+        if self.flat >= 0 and self.flat not in rewards:
             rewards = {**rewards, self.flat: 0.0}
         idx = sorted(rewards)
         g = self.g
         r = self._copies(regime)
         w = [g[i] + (r[i] if r is not None else 0.0) for i in idx]
         mass = sum(w)
-        q = [x / mass for x in w]
         loss = [-rewards[i] for i in idx]
-        lo = min(loss)
-        hedge = sum(qi * li for qi, li in zip(q, loss))
+        hedge = sum(wi * li for wi, li in zip(w, loss)) / mass
         eta = self.eta
-        f = [math.exp(-eta * (li - lo)) for li in loss]
-        z = sum(qi * fi for qi, fi in zip(q, f))
-        mix = lo - math.log(z) / eta
+        # log domain throughout: weights may be tiny and eta large (AdaHedge starts close to follow-the-leader)
+        log_mass = math.log(mass)
+        a = [math.log(wi) - log_mass - eta * li if wi > 0.0 else -math.inf for wi, li in zip(w, loss)]
+        amax = max(a)
+        log_z = amax + math.log(sum(math.exp(x - amax) for x in a))  # ln sum q_i exp(-eta l_i)
+        mix = -log_z / eta
         delta = hedge - mix
         if delta < 0.0:  # rounding
             delta = 0.0
 
-        # Hedge step on the awake copies, then restore their total mass (sleeping experts)
-        scale = 1.0 / z  # sum(w_i f_i) = mass * z
+        # Hedge step on the awake copies; dividing by Z keeps their total mass (sleeping experts)
         alpha = self.cfg.fixed_share
         copies = 2 if r is not None else 1
         share = alpha * mass / (copies * len(idx))
         keep = 1.0 - alpha
         for j, i in enumerate(idx):
-            m = f[j] * scale
-            g[i] = keep * g[i] * m + share
+            step = -eta * loss[j] - log_z
+            g[i] = keep * _scaled(g[i], step) + share
             if r is not None:
-                r[i] = keep * r[i] * m + share
+                r[i] = keep * _scaled(r[i], step) + share
             self.cum_reward[i] += rewards[i]
             self.cum_loss[i] += loss[j]
             self.awake_steps[i] += 1
-        self._renormalise(g)
+        if not self.updates & 1023:
+            self._renormalise(g)
         self.hedge_loss += hedge
         self.gap = self.cfg.discount * self.gap + delta
         if self.gap < 1e-12 * self.scale:
@@ -129,8 +139,9 @@ class Learner:
             self.history.append((trade_id, regime, eta, tuple(self.weights(regime))))
 
     def _renormalise(self, g: list[float]) -> None:
-        """Guard against drift of the global scale over millions of steps; all copies scale together."""
-        tot = sum(g)
+        """The total over all copies is conserved by every update (only awake mass moves, and it is preserved), so
+        this only guards against float drift over a very long life; all copies scale together."""
+        tot = sum(g) + sum(sum(v) for v in self.r.values())
         if tot < 1e-100 or tot > 1e100:
             for w in (g, *self.r.values()):
                 for i in range(self.n):

@@ -87,9 +87,9 @@ class PaperExecutor:
         """Realized (net of fees) plus unrealized at the mark, R$."""
         return self.realized + self.unrealized(mark)
 
-    def position_event(self, ts: int, mark: float) -> Position:
+    def position_event(self, ts: int, mark: float, trade_id: int = 0) -> Position:
         return Position(ticker=self.ticker, ts=ts, qty=self.qty, avg_price=self.avg_price, realized=self.realized,
-                        unrealized=self.unrealized(mark), fees=self.fees)
+                        unrealized=self.unrealized(mark), fees=self.fees, trade_id=trade_id)
 
     def snapshot(self, mark: float) -> dict[str, Any]:
         tick = self.spec.tick

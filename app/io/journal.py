@@ -343,7 +343,6 @@ class Journal:
         self.flushed_seq = 0  # last sequence number written to the file
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._buffer_last_seq = 0
         self._max_buffer = int(cfg.max_buffer_mb * (1 << 20))
         self._flush_bytes = cfg.flush_kb * 1024
         self._rotate_bytes = int(cfg.rotate_mb * (1 << 20))
@@ -414,7 +413,6 @@ class Journal:
             chunks.append(payload)
             added += FRAME.size + len(payload)
         self.seq = seq
-        self._buffer_last_seq = seq
         self._buffered += added
         self._stats["frames"] += len(events)
         if self._buffered >= self._flush_bytes:
@@ -423,7 +421,7 @@ class Journal:
     async def flush(self) -> None:
         """Return once every frame appended before the call is in the file (not fsynced unless journal.fsync)."""
         target = self.seq
-        if self.flushed_seq >= target or self._task is None:
+        if self.settled_seq >= target or self._task is None:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, fut))
@@ -477,51 +475,71 @@ class Journal:
                 return
 
     async def _write_out(self) -> None:
-        chunks, last_seq = self._chunks, self._buffer_last_seq
-        data = b"".join(chunks)
-        # keep the joined copy as the pending chunk so a failed write retries it as is
-        self._chunks = [data]
-        t0 = time.perf_counter()
-        view = memoryview(data)
-        written = 0
-        try:
-            while written < len(data):
-                n = await self._file.write(view[written:])
-                written += n if n is not None else len(data) - written
-        except OSError:
-            if written:
-                self._chunks = [data[written:]] + self._chunks[1:]
-                self._buffered -= written
-                self._file_size += written
-            raise
-        # frames appended while the write was in flight follow in self._chunks[1:]
-        self._chunks = self._chunks[1:]
-        self._buffered -= len(data)
-        if self.cfg.fsync:
-            fd = self._file.fileno()
-            await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
-        ms = (time.perf_counter() - t0) * 1000
-        self._file_size += len(data)
-        self.flushed_seq = last_seq
-        st = self._stats
-        st["bytes"] += len(data)
-        st["flushes"] += 1
-        st["last_flush_ms"] = round(ms, 3)
-        st["max_flush_ms"] = max(st["max_flush_ms"], round(ms, 3))
+        """Write what was buffered when called (frames appended meanwhile wait for the next round), starting a
+        new part whenever the current one would pass `rotate_mb`; a frame never spans two parts."""
+        todo = len(self._chunks)  # header/payload pairs
+        if self._file is None:  # opening the next part failed last time
+            await self._open_part()
+        while todo:
+            chunks = self._chunks
+            room = self._rotate_bytes - self._file_size
+            k, size = 0, 0
+            while k < todo:
+                frame = len(chunks[k]) + len(chunks[k + 1])
+                if size + frame > room and k:
+                    break
+                size += frame
+                k += 2
+            data = b"".join(chunks[:k])
+            last_seq = FRAME.unpack_from(chunks[k - 2])[1]
+            t0 = time.perf_counter()
+            try:
+                view = memoryview(data)
+                written = 0
+                while written < len(data):
+                    n = await self._file.write(view[written:])
+                    written += n if n is not None else len(data) - written
+                if self.cfg.fsync:
+                    await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._file.fileno())
+            except OSError:
+                # leave no partial frame behind: the retry rewrites these frames from the same offset
+                try:
+                    await self._file.truncate(self._file_size)
+                    await self._file.seek(self._file_size)
+                except OSError:
+                    pass
+                raise
+            del chunks[:k]  # append() only ever adds at the end, so the first k are still ours
+            todo -= k
+            self._buffered -= size
+            self._file_size += size
+            self.flushed_seq = last_seq
+            ms = (time.perf_counter() - t0) * 1000
+            st = self._stats
+            st["bytes"] += size
+            st["flushes"] += 1
+            st["last_flush_ms"] = round(ms, 3)
+            st["max_flush_ms"] = max(st["max_flush_ms"], round(ms, 3))
+            if self._file_size >= self._rotate_bytes:
+                await self._file.close()
+                self._file = None
+                await self._open_part()
         if self._refusing and self._buffered < self._max_buffer // 2:
             self._refusing = False
             log.warning("journal %s: disk caught up; accepting frames again", self.path)
-        if self._file_size >= self._rotate_bytes:
-            await self._file.close()
-            self._file = None
-            await self._open_part()
 
     async def _open_part(self) -> None:
-        self._part += 1
-        path = self.path / part_name(self.run_id, self._part)
+        part = self._part + 1
+        path = self.path / part_name(self.run_id, part)
         f = await aiofiles.open(path, "xb", buffering=0)
-        header = _header_bytes(self.run_id, self._part, self.flushed_seq + 1)
-        await f.write(header)
+        header = _header_bytes(self.run_id, part, self.flushed_seq + 1)
+        try:
+            await f.write(header)
+        except OSError:
+            await f.close()
+            path.unlink(missing_ok=True)
+            raise
+        self._part = part
         self._file = f
         self._file_size = len(header)
         self._stats["files"] += 1
@@ -532,7 +550,7 @@ class Journal:
             return
         keep = []
         for target, fut in self._waiters:
-            if self.flushed_seq >= target or self._closing and not self._chunks:
+            if self.settled_seq >= target or self._closing and not self._chunks:
                 if not fut.done():
                     fut.set_result(None)
             else:

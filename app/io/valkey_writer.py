@@ -43,7 +43,7 @@ from app.config import ValkeyConfig
 from app.events import (Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward, RiskBreach,
                         Signal, State, Trade)
 from app.io import codec
-from app.io.journal import JournalError, JournalTail, journal_files, read_header
+from app.io.journal import JournalError, JournalReader, JournalTail, journal_files, read_header
 from app.io.valkey_server import mask_url, normalize_url
 
 log = logging.getLogger("app.io.valkey")
@@ -176,9 +176,9 @@ class ValkeyWriter:
         self._maxlen = {k: cfg.maxlen_by_kind.get(k, cfg.maxlen) for k in KINDS}
         self._maxlen_of_key: dict[str, int] = {}
         self._progress_key = f"{self.prefix}:progress:{self.run_id}"
-        self._stale_warned: set[str] = set()
         self._down_since: float | None = None
         self._catchup_logged = False
+        self._wiring_warned = False
         self._st = {"written": 0, "inputs_written": 0, "caught_up": 0, "dropped": 0, "spilled": 0, "lost": 0,
                     "duplicates": 0, "reconnects": 0, "batches": 0, "last_batch_ms": 0.0, "max_batch_ms": 0.0,
                     "errors": 0}
@@ -263,6 +263,24 @@ class ValkeyWriter:
                 derived.append((key, f"{ms}-{self._derived_n}", event))
         if len(inputs) + len(derived) >= self.cfg.max_batch:
             self._wake.set()
+
+    async def catch_up_journal(self, timeout: float | None = None) -> int:
+        """Write a finished journal (one not being appended to by this writer) into Valkey, resuming from the
+        server's progress hash; returns once all of it is acknowledged (or raises TimeoutError). For runs that
+        ended with Valkey down: start a writer on that run's journal directory and call this."""
+        if self._journal_dir is None:
+            raise ValueError("catch_up_journal needs the writer to be given a journal")
+        last = 0
+        for seq, _payload in JournalReader(self._journal_dir):
+            last = seq
+        self._seq = max(self._seq, last)
+        self._wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._acked < last:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"valkey: caught up to {self._acked} of {last} in {timeout} s")
+            await asyncio.sleep(0.02)
+        return last
 
     # -- state, summaries, reads ---------------------------------------------------------------------------------
     async def save_state(self, name: str, state: dict[str, Any]) -> None:
@@ -358,6 +376,7 @@ class ValkeyWriter:
                     backoff = min(backoff * 2, self.cfg.backoff_max)
                     continue
                 backoff = 0.1
+            self._check_wiring()
             try:
                 await self._flush_pending_extras()
                 wrote = await self._step()
@@ -378,6 +397,15 @@ class ValkeyWriter:
                 if self._closing and not self._has_work():
                     return
                 await self._nap(interval)
+
+    def _check_wiring(self) -> None:
+        """Between batches both sides have seen the same input events; if not, ids will not match the journal."""
+        j = self._journal_obj
+        if j is not None and j.seq != self._seq and not self._wiring_warned:
+            self._wiring_warned = True
+            log.error("valkey: the writer has seen %d input events and the journal %d; give both every input event "
+                      "in the same order (journal.append(batch); writer.enqueue(batch)) or catch-up ids will differ",
+                      self._seq, j.seq)
 
     async def _nap(self, seconds: float, wakeable: bool = True) -> None:
         if not wakeable:  # back-off: enqueue() keeps setting _wake while the backlog is full

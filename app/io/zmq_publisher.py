@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 import zmq
@@ -70,6 +71,7 @@ class Publisher:
         self._subscriptions: dict[bytes, int] = {}
         self._sub_task: asyncio.Task[None] | None = None
         self._warned_drop = False
+        self._finalizer: weakref.finalize | None = None
 
     async def start(self) -> None:
         if self._sock is not None:
@@ -90,6 +92,9 @@ class Publisher:
         # a tcp://...:0 endpoint binds a free port; report the real one
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT) or self.cfg.endpoint
         self._ctx, self._sock = ctx, sock
+        # if close() is never reached (a crash on the way out), a live socket would make interpreter exit hang in
+        # the context's term(): destroy both at garbage collection / exit instead
+        self._finalizer = weakref.finalize(self, ctx.destroy, 0)
         self._topics.clear()
         self._sub_task = asyncio.get_running_loop().create_task(self._read_subscriptions(), name="zmq-subscriptions")
         log.info("zmq: publishing on %s (hwm %d, count_drops %s)", self.endpoint, self.cfg.hwm, self.cfg.count_drops)
@@ -132,12 +137,11 @@ class Publisher:
             except asyncio.CancelledError:
                 pass
             self._sub_task = None
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
-        if self._ctx is not None:
-            self._ctx.term()
-            self._ctx = None
+        self._sock = None
+        self._ctx = None
+        if self._finalizer is not None:
+            self._finalizer()  # ctx.destroy(linger=0): closes the socket, then terminates the context
+            self._finalizer = None
 
     def stats(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "sent": self._sent, "dropped": self._dropped, "errors": self._errors,

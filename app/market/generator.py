@@ -9,8 +9,8 @@ specialist, each built to trigger its own specialist and to stay neutral for the
   and 3), quick.
 - liquidity imbalance (d): the d-side top level shows 4x its usual size, the other side 0.4x, for 6 trades
   alternating sides (starting on the -d side); the big level is refilled after every hit. No price move.
-- tape cluster (d): 3 ordinary trades, then a large print on side d, an ordinary trade, another large print on
-  side d (large = median x exp(sigma x U(3.3, 4.0))), quick. No price move.
+- tape cluster (d): 3 ordinary trades, then a large print on side d that moves the quotes one tick d, an ordinary
+  trade, another large print on side d (large = median x exp(sigma x U(3.3, 4.0))), quick.
 - footprint stacked imbalance (d): a quote move d, then three stages at three fresh levels; each stage is
   d, d, -d, d, d, -d, d (the d trades 2x the median size, the -d trades 0.6x) with a quote move d between stages.
   Aggression on d dominates at three consecutive levels, without the long same-side runs of a sweep.
@@ -177,7 +177,7 @@ class TickerStream:
             sig = self.m.qty_sigma
             big = [max(1, int(round(self.m.median_qty * math.exp(sig * (3.3 + 0.7 * self.r.u()))))) for _ in "ab"]
             return [(self.r.sign(), q(), 0, 0.5), (self.r.sign(), q(), 0, 0.5), (self.r.sign(), q(), 0, 0.5),
-                    (d, big[0], 0, 0.5), (self.r.sign(), q(), 0, 0.5), (d, big[1], 0, 0.5)]
+                    (d, big[0], d, 0.5), (self.r.sign(), q(), 0, 0.5), (d, big[1], 0, 0.5)]
         if kind == "footprint":
             stage = [(d, 2.0), (d, 2.0), (-d, 0.6), (d, 2.0), (d, 2.0), (-d, 0.6), (d, 2.0)]
             steps: list[Step] = []

@@ -45,7 +45,7 @@ class ScenarioParams:
     regime_trades: tuple[int, int] = (8_000, 12_000)  # length of a regime, uniform in this range
     edge_range: tuple[float, float] = (0.5, 4.0)  # expected planted move, in round-trip costs
     vol_range: tuple[float, float] = (0.03, 0.10)  # background quote moves per trade, per regime
-    drift_trades: int = 8  # the planted move happens within this many trades after the pattern's last trade
+    drift_trades: int = 8  # the planted jump happens within this many trades after the pattern's last trade
     gap: tuple[int, int] = (10, 24)  # background trades between patterns
     start_local: str = "2024-03-04 10:00"  # B3 local time of the first trade
     models: dict[str, TickerModel] = field(default_factory=lambda: dict(DEFAULT_MODELS))

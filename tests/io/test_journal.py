@@ -88,6 +88,7 @@ def test_append_never_awaits_and_memory_is_bounded(tmp_path):
             j.append(events[k:k + 100])  # no await in between: the writer task cannot run
         st = j.stats()
         assert st["seq"] == 4000 and st["refused"] > 0 and st["buffered_bytes"] < 0.05 * (1 << 20) + 20_000
+        await asyncio.wait_for(j.flush(), 5)  # refused frames are not waited for
         await j.close()
         return st
 
@@ -140,3 +141,43 @@ def test_tail_reads_frames_as_they_are_written(tmp_path):
 def test_magic_marks_journal_files(tmp_path):
     j = asyncio.run(_write(tmp_path, inputs(5), JournalConfig()))
     assert sorted(j.path.glob("*.hmj"))[0].read_bytes().startswith(MAGIC)
+
+
+def test_a_failed_write_leaves_no_partial_frame_and_is_retried(tmp_path, caplog):
+    """Disk full in the middle of a write: the partial bytes are cut off and the same frames written again."""
+    class FlakyFile:
+        def __init__(self, f):
+            self.f = f
+            self.failed = False
+
+        async def write(self, data):
+            if not self.failed:
+                self.failed = True
+                await self.f.write(bytes(data[:len(data) // 2]))
+                raise OSError(28, "No space left on device")
+            return await self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    async def main():
+        j = Journal(tmp_path, "r1", JournalConfig())
+        await j.open()
+        j._file = FlakyFile(j._file)
+        events = inputs(1000)
+        j.append(events)
+        await asyncio.wait_for(j.flush(), 10)
+        await j.close()
+        return j, events
+
+    caplog.set_level(logging.ERROR, logger="app.io.journal")
+    j, events = asyncio.run(main())
+    assert j.stats()["write_errors"] == 1
+    reader = JournalReader(j.path)
+    assert [codec_decode(p) for _, p in reader] == events and not reader.truncated
+
+
+def codec_decode(payload):
+    from app.io.codec import decode_input
+
+    return decode_input(payload)

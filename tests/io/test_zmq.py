@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -22,22 +23,36 @@ def test_topics_are_the_documented_ones():
     assert [topic_of(e) for e in one_of_each()] == EXPECTED_TOPICS
 
 
-async def _subscriber(endpoint: str, prefix: bytes = b"", hwm: int = 0) -> tuple[zmq.asyncio.Context, zmq.asyncio.Socket]:
+@contextlib.asynccontextmanager
+async def subscriber(endpoint: str, prefix: bytes = b"", hwm: int = 0):
     ctx = zmq.asyncio.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    if hwm:
-        sub.setsockopt(zmq.RCVHWM, hwm)
-    sub.setsockopt(zmq.SUBSCRIBE, prefix)
-    sub.connect(endpoint)
-    return ctx, sub
+    try:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        if hwm:
+            sub.setsockopt(zmq.RCVHWM, hwm)
+        sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        sub.connect(endpoint)
+        yield sub
+    finally:
+        ctx.destroy(0)  # also on a failed assertion: a live socket would hang interpreter exit
 
 
-async def _wait_subscribed(pub: Publisher, sub: zmq.asyncio.Socket, probe_every: float = 0.05) -> None:
+@contextlib.asynccontextmanager
+async def publisher(**kw):
+    pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", **kw))
+    await pub.start()
+    try:
+        yield pub
+    finally:
+        await pub.close()
+
+
+async def _wait_subscribed(pub: Publisher, sub: zmq.asyncio.Socket, ticker: str = "PROBE") -> None:
     """PUB/SUB has no delivery before the subscription arrives: publish probes until one gets through."""
     for _ in range(200):
-        pub.publish([trade(0, ticker="PROBE")])
-        if await sub.poll(int(probe_every * 1000)):
+        pub.publish([trade(0, ticker=ticker)])
+        if await sub.poll(50):
             while await sub.poll(0):
                 await sub.recv_multipart()
             return
@@ -46,18 +61,12 @@ async def _wait_subscribed(pub: Publisher, sub: zmq.asyncio.Socket, probe_every:
 
 def test_a_subscriber_receives_every_topic_with_the_documented_frames():
     async def main():
-        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0"))
-        await pub.start()
-        ctx, sub = await _subscriber(pub.endpoint)
-        await _wait_subscribed(pub, sub)
-        events = one_of_each()
-        pub.publish(events)
-        got = [await asyncio.wait_for(sub.recv_multipart(), 5) for _ in events]
-        sub.close()
-        ctx.term()
-        stats = pub.stats()
-        await pub.close()
-        return events, got, stats
+        async with publisher() as pub, subscriber(pub.endpoint) as sub:
+            await _wait_subscribed(pub, sub)
+            events = one_of_each()
+            pub.publish(events)
+            got = [await asyncio.wait_for(sub.recv_multipart(), 5) for _ in events]
+            return events, got, pub.stats()
 
     events, got, stats = asyncio.run(main())
     assert [frames[0].decode() for frames in got] == EXPECTED_TOPICS
@@ -73,27 +82,22 @@ def test_a_subscriber_receives_every_topic_with_the_documented_frames():
 
 def test_per_topic_seq_lets_a_subscriber_count_what_it_missed():
     async def main():
-        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0"))
-        await pub.start()
-        ctx, sub = await _subscriber(pub.endpoint, b"trade.WINZ26")
-        await _wait_subscribed(pub, sub)
-        pub.publish([trade(i, ticker="WINZ26" if i % 2 else "WDOZ26") for i in range(10)])
-        got = [msgspec.msgpack.decode((await asyncio.wait_for(sub.recv_multipart(), 5))[1])["seq"]
-               for _ in range(5)]
-        sub.close()
-        ctx.term()
-        await pub.close()
-        return got
+        async with publisher() as pub, subscriber(pub.endpoint, b"trade.WINZ26") as sub:
+            await _wait_subscribed(pub, sub, "WINZ26XX")
+            pub.publish([trade(i, ticker="WINZ26" if i % 2 else "WDOZ26") for i in range(10)])
+            return [msgspec.msgpack.decode((await asyncio.wait_for(sub.recv_multipart(), 5))[1])["seq"]
+                    for _ in range(5)]
 
     assert asyncio.run(main()) == [1, 2, 3, 4, 5]
 
 
 def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted():
     async def main():
-        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", hwm=1000))
-        await pub.start()
-        ctx, sub = await _subscriber(pub.endpoint, hwm=1000)
-        await _wait_subscribed(pub, sub)
+        async with publisher(hwm=1000) as pub, subscriber(pub.endpoint, hwm=1000) as sub:
+            await _wait_subscribed(pub, sub)
+            return await flood(pub)
+
+    async def flood(pub):
         # the subscriber now stops reading; the loop keeps publishing 200k events in batches
         lags = []
         stop = asyncio.Event()
@@ -115,11 +119,7 @@ def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted():
             await asyncio.sleep(0)
         stop.set()
         await hb
-        stats = pub.stats()
-        sub.close()
-        ctx.term()
-        await pub.close()
-        return stats, slowest, max(lags)
+        return pub.stats(), slowest, max(lags)
 
     stats, slowest, max_lag = asyncio.run(main())
     assert stats["dropped"] > 100_000  # the stalled subscriber's queues hold a few thousand at most
@@ -129,12 +129,9 @@ def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted():
 
 def test_no_subscriber_at_all_is_fine():
     async def main():
-        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", hwm=10))
-        await pub.start()
-        pub.publish([trade(i) for i in range(10_000)])
-        st = pub.stats()
-        await pub.close()
-        return st
+        async with publisher(hwm=10) as pub:
+            pub.publish([trade(i) for i in range(10_000)])
+            return pub.stats()
 
     st = asyncio.run(main())
     assert st["sent"] == 10_000 and st["dropped"] == 0
@@ -142,8 +139,10 @@ def test_no_subscriber_at_all_is_fine():
 
 def test_tail_command_prints_the_stream(tmp_path):
     async def main():
-        pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0"))
-        await pub.start()
+        async with publisher() as pub:
+            return await run_tail(pub)
+
+    async def run_tail(pub):
         env_path = str(ROOT)
         proc = subprocess.Popen([sys.executable, "-m", "app", "tail", "--endpoint", pub.endpoint, "--json",
                                  "--topic", "trade.", "--topic", "decision.", "--count", "3", "--timeout", "20"],
@@ -154,8 +153,9 @@ def test_tail_command_prints_the_stream(tmp_path):
         while proc.poll() is None and time.monotonic() < deadline:
             pub.publish(events)  # until tail has subscribed and got its three messages
             await asyncio.sleep(0.1)
+        if proc.poll() is None:
+            proc.kill()
         out, err = proc.communicate(timeout=10)
-        await pub.close()
         return proc.returncode, out, err
 
     code, out, err = asyncio.run(main())

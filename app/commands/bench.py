@@ -1,0 +1,138 @@
+"""`python -m app bench [SECTION ...] [--json]`: hot-path measurements, every comparison made within one run.
+
+Sections are registered in `SECTIONS` (name -> function(Options) -> dict). `all` runs every registered one in
+order. A section that fails (a worker crashed, timed out, or lost events) stops the run: the failure is printed
+(as {"error": ...} with --json) instead of any number, and the exit code is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+from app.bench import bridge, floor, report
+from app.bench.worker import FAULT_ENV, Options, WorkerError
+
+NAME = "bench"
+HELP = "measure the hot path: callback floor and DLL-thread -> loop bridge designs (tables, or one JSON object)"
+
+SECTIONS: dict[str, Callable[[Options], dict[str, Any]]] = {
+    "floor": floor.run,
+    "bridge": bridge.run,
+}
+# named by issue #6 and not written yet: asking for them is an error that says so
+PLANNED = ("pipeline", "valkey", "zmq", "replay")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    names = ", ".join([*SECTIONS, "all"])
+    p.add_argument("sections", nargs="*", default=["all"], metavar="SECTION",
+                   help=f"what to measure: {names} (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, seconds in all: a smoke test, not numbers")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="measured seconds per paced point (default 3; --quick 0.3)")
+    p.add_argument("--events", type=int, default=None, metavar="N",
+                   help="events per full-speed point (default: floor 2M kept / 400k default, bridge 500k)")
+    p.add_argument("--repeat", type=int, default=None, metavar="K",
+                   help="runs per full-speed point, the median kept (default 3; --quick 1)")
+    p.add_argument("--api", choices=("v1", "v2"), default="v1",
+                   help="trade callback: v1 = TNewTradeCallback (all fields as arguments, default); "
+                        "v2 = SetTradeCallbackV2 + TranslateTrade inside the callback")
+    p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="loop of designs a, a0, b")
+    p.add_argument("--switch-intervals", default=None, metavar="S[,S...]",
+                   help="bridge: sys.setswitchinterval values (seconds) tried at 5k/s for designs a and c "
+                        "(default 0.005,0.001,0.0002, each run --repeat times; none with --quick; '' to skip)")
+    p.add_argument("--inject-fault", default=None, metavar="crash|gap[:TARGET]",
+                   help="test the bench itself: workers crash, or lose one event in 100 between callback and "
+                        "hand-off; ':d', ':a', ':tuple_kept' ... limits it to one design or floor point "
+                        f"(also ${FAULT_ENV})")
+
+
+def _intervals(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    values = tuple(float(x) for x in text.split(",") if x.strip())
+    for v in values:
+        if not 0 < v < 1:
+            raise ValueError(f"switch interval {v:g} s is out of range (0, 1)")
+    return values
+
+
+def _selected(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            out += [n for n in SECTIONS if n not in out]
+        elif name in SECTIONS:
+            if name not in out:
+                out.append(name)
+        elif name in PLANNED:
+            raise ValueError(f"bench section {name!r} is not implemented yet (available: {', '.join(SECTIONS)}, "
+                             "all)")
+        else:
+            raise ValueError(f"unknown bench section {name!r} (available: {', '.join(SECTIONS)}, all)")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        names = _selected(args.sections)
+        intervals = _intervals(args.switch_intervals)
+        if args.seconds is not None and args.seconds <= 0:
+            raise ValueError("--seconds must be > 0")
+        if args.events is not None and args.events < 1000:
+            raise ValueError("--events must be >= 1000")
+        if args.repeat is not None and not 1 <= args.repeat <= 20:
+            raise ValueError("--repeat must be 1..20")
+        fault = args.inject_fault or os.environ.get(FAULT_ENV, "")
+        if fault and fault.partition(":")[0] not in ("crash", "gap"):
+            raise ValueError(f"fault {fault!r} is not crash or gap (optionally :TARGET)")
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    started = time.monotonic()
+
+    def progress(text: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    opts = Options(quick=args.quick, seconds=args.seconds, events=args.events, api=args.api, loop=args.loop,
+                   fault=fault, switch_intervals=intervals, repeat=args.repeat, progress=progress)
+    machine = report.machine_info()
+    machine["load_start"] = report.load_average()
+    out: dict[str, Any] = {"bench": names, "machine": machine, "quick": args.quick, "sections": {}}
+    if fault:
+        out["injected_fault"] = fault
+    try:
+        for name in names:
+            progress(f"bench {name} ...")
+            section = SECTIONS[name](opts)
+            report.ratios_and_goals(name, section)
+            out["sections"][name] = section
+    except (WorkerError, KeyboardInterrupt) as exc:
+        message = str(exc) if isinstance(exc, WorkerError) else "interrupted"
+        failed = {"bench": names, "error": message, "completed": list(out["sections"]), "machine": machine}
+        if fault:
+            failed["injected_fault"] = fault
+        if args.json:
+            print(json.dumps(failed))
+        print(f"bench failed: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    machine["load_end"] = report.load_average()
+    out["seconds"] = round(time.monotonic() - started, 1)
+    goals = {f"{name}.{g}": v for name, s in out["sections"].items() for g, v in s.get("goals", {}).items()}
+    out["goals"] = goals
+    if args.json:
+        print(json.dumps(out, default=str))
+        return EXIT_OK
+    printer = report.Printer()
+    report.render_machine(printer, machine)
+    for name, section in out["sections"].items():
+        report.render(printer, name, section)
+    printer.line(f"{out['seconds']:g} s in all")
+    return EXIT_OK

@@ -1,0 +1,138 @@
+"""`python -m app bench` with tiny sizes: it runs, its JSON has every field, and it fails loudly on a fault.
+
+No timing is asserted: these are smoke tests on a shared machine; the numbers come from full-size runs.
+"""
+import json
+
+import pytest
+
+from tests.conftest import run_app
+
+DESIGNS = ("a", "a0", "b", "c", "d")
+RATES = ("1000", "5000", "20000", "full")
+LATENCY = ("count", "p50_us", "p99_us", "p999_us", "max_us")
+
+
+def _json(proc) -> dict:
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON line on stdout, got {proc.stdout[-2000:]!r}"
+    return json.loads(lines[0])
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> dict:
+    proc = run_app("bench", "floor", "bridge", "--quick", "--json", "--switch-intervals", "0.005,0.001",
+                   timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return _json(proc)
+
+
+def test_quick_bench_json_has_machine_info_and_no_error(quick_run):
+    out = quick_run
+    assert "error" not in out
+    assert out["bench"] == ["floor", "bridge"]
+    m = out["machine"]
+    for key in ("date", "cpu_count", "python", "platform"):
+        assert m[key], key
+    assert set(out["sections"]) == {"floor", "bridge"}
+
+
+def test_floor_reports_every_point_and_the_kept_over_default_ratio(quick_run):
+    floor = quick_run["sections"]["floor"]
+    assert set(floor["points"]) == {"native", "empty_default", "empty_kept", "tuple_default", "tuple_kept",
+                                    "event_kept"}
+    for name, p in floor["points"].items():
+        assert p["rate"] > 0 and p["ns_per_event"] > 0, name
+        assert p["received"] == p["events"], name
+    assert floor["points"]["tuple_default"]["keep_thread_state"] is False
+    assert floor["points"]["tuple_kept"]["keep_thread_state"] is True
+    assert floor["ceiling_rate"] == floor["points"]["tuple_kept"]["rate"]
+    for key in ("tuple_kept_over_default", "empty_kept_over_default", "event_over_tuple_kept",
+                "ceiling_over_native"):
+        assert floor["ratios"][key] > 0, key
+
+
+def test_bridge_reports_throughput_latency_and_zero_loss_for_every_design_and_rate(quick_run):
+    bridge = quick_run["sections"]["bridge"]
+    assert bridge["rates"] == list(RATES)
+    assert set(bridge["points"]) == set(DESIGNS)
+    assert bridge["ceiling"]["rate"] > 0
+    for design in DESIGNS:
+        for rate in RATES:
+            p = bridge["points"][design][rate]
+            where = f"{design}@{rate}"
+            assert p["design"] == design, where
+            assert p["throughput"] > 0, where
+            assert p["lost"] == 0 and p["gaps"] == 0, where
+            assert p["consumed"] == p["produced"] > 1, where
+            for key in LATENCY:
+                assert key in p["latency"], (where, key)
+            assert 0 <= p["latency"]["p50_us"] <= p["latency"]["p99_us"] <= p["latency"]["p999_us"] \
+                <= p["latency"]["max_us"], where
+            assert p["cpu_us_per_event"] > 0, where
+    assert bridge["points"]["a0"]["full"]["keep_thread_state"] is False
+    assert bridge["points"]["a"]["full"]["bridge"]["wakeups"] > 0
+
+
+def test_bridge_ratios_and_goals_are_all_there(quick_run):
+    bridge = quick_run["sections"]["bridge"]
+    r = bridge["ratios"]
+    for key in ("a_over_ceiling", "a_over_d_throughput", "a_over_a0_throughput", "a_over_b_throughput",
+                "a_over_c_throughput"):
+        assert r[key] > 0, key
+    assert set(r["d_p99_over_a_p99"]) == set(RATES)
+    goals = bridge["goals"]
+    assert set(goals) == {"bridge_vs_floor", "throughput_vs_process", "p99_vs_process"}
+    for name, g in goals.items():
+        assert isinstance(g["met"], bool) and g["figure"] and g["target"], name
+    assert set(quick_run["goals"]) == {f"bridge.{g}" for g in goals}
+
+
+def test_switch_interval_points_are_measured_per_design(quick_run):
+    switch = quick_run["sections"]["bridge"]["switch_interval"]
+    assert switch["rate"] == 5000
+    for design, by_si in switch["points"].items():
+        assert set(by_si) == {"0.005", "0.001"}, design
+        for si, p in by_si.items():
+            assert p["switchinterval"] == pytest.approx(float(si)), (design, si)
+            assert p["lost"] == 0 and p["p99_vs_default"] is not None
+
+
+def test_table_output_without_json():
+    proc = run_app("bench", "floor", "--quick", "--repeat", "1", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "tuple_kept" in proc.stdout and "kept / default" in proc.stdout
+
+
+@pytest.mark.parametrize("fault,sections", [("crash", ["floor"]), ("crash:d", ["bridge"]), ("crash:c", ["bridge"]),
+                                            ("gap", ["bridge"]), ("gap:d", ["bridge"])])
+def test_an_injected_fault_fails_the_bench_with_an_error_and_no_numbers(fault, sections):
+    proc = run_app("bench", *sections, "--quick", "--json", "--switch-intervals", "", timeout=120,
+                   env={"HMARL_BENCH_FAULT": fault})
+    assert proc.returncode != 0
+    out = _json(proc)
+    assert out["error"], out
+    assert "sections" not in out and "goals" not in out
+    assert out["injected_fault"] == fault
+    if fault.startswith("gap"):
+        assert "lost" in out["error"] and "gaps" in out["error"]
+        if ":" in fault:
+            assert f"design {fault[-1]} " in out["error"]
+    else:
+        assert "died" in out["error"] or "went away" in out["error"] or "never connected" in out["error"]
+    assert "bench failed" in proc.stderr
+
+
+def test_the_fault_option_also_fails_the_table_output():
+    proc = run_app("bench", "bridge", "--quick", "--inject-fault", "gap", "--switch-intervals", "", timeout=120)
+    assert proc.returncode != 0
+    assert "bench failed" in proc.stderr and "lost" in proc.stderr
+    assert "events/s" not in proc.stdout
+
+
+@pytest.mark.parametrize("section,message", [("nosuch", "unknown bench section"),
+                                             ("zmq", "not implemented yet")])
+def test_unknown_or_unwritten_sections_are_a_clear_usage_error(section, message):
+    proc = run_app("bench", section, "--quick", timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "floor" in proc.stderr

@@ -1,0 +1,265 @@
+"""The Valkey writer against a real valkey-server: exact ids from the journal, crash and catch-up, state."""
+import asyncio
+import time
+
+import pytest
+import redis.asyncio as redis
+
+from app.config import JournalConfig, ValkeyConfig
+from app.io.journal import Journal
+from app.io.valkey_writer import ValkeyUnavailable, ValkeyWriter, entries_from_journal
+from tests.io.conftest import free_port
+from tests.io.samples import T0, inputs, one_of_each, trade
+
+
+async def stream_ids(url: str, keys) -> dict[str, list[str]]:
+    c = redis.from_url(url)
+    try:
+        return {k: [sid.decode() for sid, _ in await c.xrange(k)] for k in keys}
+    finally:
+        await c.aclose()
+
+
+def expected_ids(journal_dir) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, sid, _payload in entries_from_journal(journal_dir):
+        out.setdefault(key, []).append(sid)
+    return out
+
+
+class LagProbe:
+    """The loop's worst delay while it runs (a 5 ms heartbeat), in wall time and in the loop thread's CPU time.
+
+    Wall time is what a tick would wait; on a shared 2-core box it also includes the OS giving the CPU to other
+    processes. CPU time counts only work done on the loop thread, so it shows whether *our* code ever held the
+    loop, independent of the machine's load."""
+
+    def __init__(self) -> None:
+        self.max = 0.0
+        self.max_cpu = 0.0
+        self._task = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t, c = loop.time(), time.thread_time()
+            await asyncio.sleep(0.005)
+            self.max = max(self.max, loop.time() - t - 0.005)
+            self.max_cpu = max(self.max_cpu, time.thread_time() - c)
+
+    async def stop(self) -> tuple[float, float]:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        return self.max, self.max_cpu
+
+
+async def wait_until(pred, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_streams_hold_exactly_the_journal_events_with_deterministic_ids(valkey_url, tmp_path):
+    async def main():
+        j = Journal(tmp_path, "run-a", JournalConfig())
+        await j.open()
+        w = ValkeyWriter(valkey_url, ValkeyConfig(), j)
+        await w.start()
+        events = inputs(5000)
+        for k in range(0, len(events), 200):
+            batch = events[k:k + 200]
+            j.append(batch)
+            w.enqueue(batch)
+            await asyncio.sleep(0)
+        derived = one_of_each()[4:]
+        w.enqueue(derived)
+        await j.close()
+        await w.close()
+        exp = expected_ids(j.path)
+        got = await stream_ids(valkey_url, exp)
+        c = redis.from_url(valkey_url)
+        derived_lens = {k: await c.xlen(k) for k in ("hmarl:signal:WDOZ26", "hmarl:decision:WDOZ26",
+                                                     "hmarl:fill:WDOZ26", "hmarl:metric")}
+        await c.aclose()
+        return exp, got, w.stats(), derived_lens
+
+    exp, got, stats, derived_lens = asyncio.run(main())
+    assert set(exp) == {"hmarl:trade:WDOZ26", "hmarl:trade:WINZ26", "hmarl:book:WDOZ26", "hmarl:book:WINZ26",
+                        "hmarl:state"}
+    assert got == exp
+    assert sum(len(v) for v in exp.values()) == 5000
+    assert stats["inputs_written"] == 5000 and stats["lost"] == 0 and stats["backlog"] == 0
+    assert all(n == 1 for n in derived_lens.values())
+
+
+def test_valkey_killed_mid_run_catches_up_to_the_journal_and_the_loop_stays_responsive(private_valkey, tmp_path):
+    """kill -9 in the middle of a run: the writer backs off, the loop keeps its pace, and after the restart the
+    streams hold exactly the journal's entries (same counts, same ids)."""
+    url = private_valkey.url
+
+    async def produce(j, w, seconds: float, start: int) -> int:
+        """~10k input events/s in batches of 100, as a busy session would deliver them."""
+        n = start
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            batch = [trade(n + i, "WDOZ26" if (n + i) % 3 else "WINZ26") for i in range(100)]
+            n += 100
+            j.append(batch)
+            w.enqueue(batch)
+            await asyncio.sleep(0.01)
+        return n
+
+    async def main():
+        j = Journal(tmp_path, "run-k", JournalConfig(rotate_mb=1))
+        await j.open()
+        # a small backlog, so most of the outage must come back from the journal
+        w = ValkeyWriter(url, ValkeyConfig(backlog=500, backoff_max=0.5), j)
+        await w.start()
+        n = await produce(j, w, 0.5, 0)
+        probe = LagProbe()
+        private_valkey.crash()
+        n = await produce(j, w, 1.5, n)
+        down = w.stats()
+        lag_down = probe.max, probe.max_cpu
+        await asyncio.get_running_loop().run_in_executor(None, private_valkey.start)
+        n = await produce(j, w, 1.0, n)
+        await wait_until(lambda: w.stats()["catchup_pending"] == 0 and w.stats()["backlog"] == 0, 30)
+        lag_all = await probe.stop()
+        stats = w.stats()
+        await j.close()
+        await w.close()
+        exp = expected_ids(j.path)
+        got = await stream_ids(url, exp)
+        return n, down, stats, lag_down, lag_all, exp, got
+
+    n, down, stats, lag_down, lag_all, exp, got = asyncio.run(main())
+    assert not down["connected"] and down["spilled"] > 0  # the outage overflowed the backlog into the journal
+    assert stats["connected"] and stats["reconnects"] >= 1 and stats["caught_up"] > 0 and stats["lost"] == 0
+    assert {k: len(v) for k, v in got.items()} == {k: len(v) for k, v in exp.items()}
+    assert got == exp
+    assert sum(len(v) for v in exp.values()) == n
+    # while Valkey is down the writer only backs off: ticks stay on time; through restart and catch-up our code
+    # never holds the loop (CPU), whatever else the machine is doing (wall time gets a looser sanity bound)
+    assert lag_down[0] < 0.25 and lag_down[1] < 0.1, lag_down
+    assert lag_all[1] < 0.1 and lag_all[0] < 1.0, lag_all
+
+
+def test_writer_starts_without_valkey_and_fills_in_when_it_appears(tmp_path):
+    from tests.io.conftest import ValkeyProc
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    async def main():
+        j = Journal(tmp_path, "run-late", JournalConfig())
+        await j.open()
+        w = ValkeyWriter(url, ValkeyConfig(backlog=100, backoff_max=0.3, timeout=0.5), j)
+        await w.start()  # must not raise
+        events = inputs(2000)
+        for k in range(0, 2000, 100):
+            j.append(events[k:k + 100])
+            w.enqueue(events[k:k + 100])
+            await asyncio.sleep(0)
+        assert not w.stats()["connected"]
+        server = ValkeyProc(tmp_path / "vk", port)
+        await asyncio.get_running_loop().run_in_executor(None, server.start)
+        try:
+            await wait_until(lambda: w.stats()["acked_seq"] == 2000, 20)
+            await j.close()
+            await w.close()
+            exp = expected_ids(j.path)
+            return exp, await stream_ids(url, exp)
+        finally:
+            server.stop()
+
+    exp, got = asyncio.run(main())
+    assert got == exp
+
+
+def test_catch_up_is_idempotent(valkey_url, tmp_path):
+    """Writing the same journal again (progress lost) adds nothing: every entry is refused as already there."""
+    async def main():
+        j = Journal(tmp_path, "run-i", JournalConfig())
+        await j.open()
+        j.append(inputs(3000))
+        await j.close()
+        w1 = ValkeyWriter(valkey_url, ValkeyConfig(), j.path)
+        await w1.start()
+        assert await w1.catch_up_journal(timeout=20) == 3000
+        await w1.close()
+        c = redis.from_url(valkey_url)
+        await c.delete("hmarl:progress:run-i")
+        w2 = ValkeyWriter(valkey_url, ValkeyConfig(), j.path)
+        await w2.start()
+        await w2.catch_up_journal(timeout=20)
+        await w2.close()
+        await c.aclose()
+        exp = expected_ids(j.path)
+        return exp, await stream_ids(valkey_url, exp), w2.stats()
+
+    exp, got, stats = asyncio.run(main())
+    assert got == exp and stats["duplicates"] == 3000
+
+
+def test_learned_state_survives_and_an_outage_is_not_mistaken_for_a_fresh_start(valkey, valkey_url, tmp_path):
+    state = {"weights": {"flow": 0.4, "tape": 0.6}, "regimes": [[1, 2], [3, 4]], "n": 12, "name": "hedge"}
+
+    async def main():
+        w = ValkeyWriter(valkey_url, ValkeyConfig(backoff_max=0.2, timeout=0.5))
+        await w.start()
+        assert await w.load_state("coordinator") is None
+        await w.save_state("coordinator", state)
+        await w.write_summary("run-s", {"trades": {"WDOZ26": 10}, "decisions": 3})
+        await w.close()
+        w2 = ValkeyWriter(valkey_url, ValkeyConfig(backoff_max=0.2, timeout=0.5))
+        await w2.start()
+        loaded = await w2.load_state("coordinator")
+        valkey.crash()
+        with pytest.raises(ValkeyUnavailable):
+            await w2.load_state("coordinator")
+        await w2.save_state("executor", {"qty": 2})  # kept, written once Valkey is back
+        await asyncio.get_running_loop().run_in_executor(None, valkey.start)
+        await wait_until(lambda: not w2._pending_state, 10)
+        executor = await w2.load_state("executor")
+        await w2.close()
+        from app.io.query import aruns
+
+        return loaded, executor, await aruns(valkey_url)
+
+    loaded, executor, runs = asyncio.run(main())
+    assert loaded == state and executor == {"qty": 2}
+    assert runs[0]["run_id"] == "run-s" and runs[0]["trades"] == {"WDOZ26": 10}
+
+
+def test_derived_events_beyond_the_backlog_are_dropped_and_counted(tmp_path):
+    async def main():
+        w = ValkeyWriter(f"redis://127.0.0.1:{free_port()}/0", ValkeyConfig(backlog=10, timeout=0.2))
+        await w.start()
+        sig = one_of_each()[4]
+        w.enqueue([sig] * 100)
+        st = w.stats()
+        w.cfg = ValkeyConfig(backlog=10, timeout=0.2, close_timeout=0.3)
+        await w.close()
+        return st
+
+    st = asyncio.run(main())
+    assert st["dropped"] == 90 and st["backlog"] == 10
+
+
+def test_streams_are_trimmed_approximately(valkey_url, tmp_path):
+    async def main():
+        w = ValkeyWriter(valkey_url, ValkeyConfig(maxlen_by_kind={"trade": 100}))
+        await w.start()
+        w.enqueue([trade(i, ts=T0 + i) for i in range(3000)])
+        await w.close()
+        c = redis.from_url(valkey_url)
+        n = await c.xlen("hmarl:trade:WDOZ26")
+        await c.aclose()
+        return n
+
+    n = asyncio.run(main())
+    assert 100 <= n < 400
