@@ -90,6 +90,22 @@ class SimulatorConfig(_Section):
     start: str = ""
     # path to a stand-in build to use instead of the packaged one ("" = packaged)
     library: str = ""
+    # planted-signal market (app.market's model): none = the default synthetic market; null | planted | mixed
+    scenario: Literal["none", "null", "planted", "mixed"] = "none"
+    # scenario markets: trades per signal regime, drawn uniformly in [lo, hi]
+    regime_trades: Annotated[list[PositiveInt], msgspec.Meta(min_length=2, max_length=2)] = msgspec.field(
+        default_factory=lambda: [8000, 12000])
+    # scenario markets: planted jump in round-trip costs, drawn per regime in [lo, hi]
+    edge_range: Annotated[list[NonNegative], msgspec.Meta(min_length=2, max_length=2)] = msgspec.field(
+        default_factory=lambda: [0.5, 4.0])
+    # scenario markets: background quote moves per trade (a probability), drawn per regime in [lo, hi]
+    vol_range: Annotated[list[Annotated[float, msgspec.Meta(ge=0, le=1)]], msgspec.Meta(min_length=2, max_length=2)] \
+        = msgspec.field(default_factory=lambda: [0.03, 0.10])
+    # scenario markets: the jump after a pattern comes within this many trades of its last trade
+    drift_trades: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 8
+    # scenario markets: trades from one pattern to the next, drawn in [lo, hi]
+    gap: Annotated[list[NonNegativeInt], msgspec.Meta(min_length=2, max_length=2)] = msgspec.field(
+        default_factory=lambda: [10, 24])
 
 
 class BridgeConfig(_Section):

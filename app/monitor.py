@@ -66,7 +66,7 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
     for col in ("ticker", "specialist", "direction", "confidence", "weight", "signals"):
         agents.add_column(col, justify="left" if col in ("ticker", "specialist") else "right")
     desk = Table(title="coordinator and paper executor", expand=True)
-    for col in ("ticker", "target", "position", "avg", "realized R$", "unrealized R$", "ticks", "fills", "risk"):
+    for col in ("ticker", "target", "position", "avg", "realized R$", "unrealized R$", "gross ticks", "fills", "risk"):
         desk.add_column(col, justify="left" if col in ("ticker", "risk") else "right")
     for ticker, h in sorted(hier.items()):
         weights = h.get("weights", {})

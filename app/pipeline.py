@@ -96,7 +96,14 @@ class Pipeline:
             await self._start_valkey(data_dir)
         state = self.initial_state
         if state is None and self.writer is not None and not self.fresh and not self.replay:
-            state = await self.writer.load_state(STATE_NAME)
+            from app.io.valkey_writer import ValkeyUnavailable
+
+            try:
+                state = await self.writer.load_state(STATE_NAME)
+            except ValkeyUnavailable as exc:
+                # an outage must not pass for a fresh start: the learned weights would silently be lost
+                raise ValkeyUnavailable(f"{exc}; start Valkey, or pass --fresh to start without learned state") \
+                    from None
         if state:
             self.hierarchy.restore(state)
             self.restored = True

@@ -145,6 +145,8 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     cpu = window.close()
     if errors or source.errors:
         raise WorkerError(f"callback raised: {(errors + source.errors)[0]}")
+    if source.rule_breaks():
+        raise WorkerError(f"the stand-in counted {source.rule_breaks()}")
     if delivered != target:
         raise WorkerError(f"the stand-in made {delivered} trade callbacks, expected {target}")
     span = (stamps[1] - stamps[0]) / 1e9
@@ -176,7 +178,7 @@ def points(opts: Options) -> list[dict[str, Any]]:
 def measure_ceiling(opts: Options) -> dict[str, Any]:
     """Only the ceiling point (the bridge section measures it in its own run, for its ratios)."""
     cfg = next(p for p in points(opts) if p["point"] == CEILING)
-    out = spawn_median(cfg, 180, opts.repeats(), "rate")
+    out = spawn_median(cfg, 180, opts.repeats(), "rate", opts)
     opts.say(f"{cfg['label']}: {out['rate']:,.0f}/s (runs {out['runs']})")
     return out
 
@@ -184,7 +186,7 @@ def measure_ceiling(opts: Options) -> dict[str, Any]:
 def run(opts: Options) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for cfg in points(opts):
-        out = spawn_median(cfg, 180, opts.repeats(), "rate")
+        out = spawn_median(cfg, 180, opts.repeats(), "rate", opts)
         results[cfg["point"]] = out
         opts.say(f"{cfg['label']}: {out['rate']:,.0f}/s ({out['ns_per_event']:.0f} ns/callback, runs {out['runs']})")
     ratios = {

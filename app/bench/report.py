@@ -276,6 +276,7 @@ def render(p: Printer, name: str, section: dict[str, Any]) -> None:
 
 
 def render_machine(p: Printer, machine: dict[str, Any]) -> None:
-    p.line(f"{machine['date']}  {machine.get('cpu_model', machine['machine'])}  cpus {machine['cpu_count']}  "
-           f"Python {machine['python']}  {machine['platform']}  load {machine.get('load_start')} -> "
-           f"{machine.get('load_end')}")
+    p.line(f"{machine['date']}  {machine.get('cpu_model', machine['machine'])} x{machine['cpu_count']}  "
+           f"Python {machine['python']}  {machine['platform']}  commit {machine.get('commit') or '?'}")
+    p.line(f"load average {machine.get('load_start')} -> {machine.get('load_end')}; waited "
+           f"{machine.get('waited_for_quiet_s', 0):g} s in all for other processes to go quiet")

@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -68,7 +67,8 @@ def trade_callback(api: str, lib: ProfitLibrary | None, put: Callable[[Any], Any
                    errors: list[str], make: Callable[..., Any] = Tick) -> Any:
     """The ctypes trade callback every bridge design registers: stamp, pin, copy every field, `put(copy)`.
 
-    Only `put` differs between designs. `make` builds the copy (Tick, or `tuple` via `_as_tuple` for the floor).
+    Only `put` differs between designs; `make` builds the copy (Tick). The floor has its own callbacks (floor.py):
+    they count inline instead of calling `put`.
     """
     now = time.monotonic_ns
     if api == "v1":
@@ -105,10 +105,6 @@ def trade_callback(api: str, lib: ProfitLibrary | None, put: Callable[[Any], Any
             if len(errors) < 10:
                 errors.append(f"{type(exc).__name__}: {exc}")
     return abi.TConnectorTradeCallback(on_trade_v2)
-
-
-def _as_tuple(*fields: Any) -> tuple[Any, ...]:
-    return fields
 
 
 def active_fault(cfg: dict[str, Any]) -> str:
@@ -149,7 +145,6 @@ class Source:
         self.errors: list[str] = []
         self.ticker = resolve(["WDO"], date.today())[0]
         self.initialized = False
-        self.subscribed_ns = 0
         self._keep: list[Any] = []
         rate = cfg.get("rate")  # None = full speed
         c = self.control
@@ -165,16 +160,16 @@ class Source:
             c.set("pace", 0)
             c.set("max_trades", int(cfg["events"]))
 
-    def start(self, trade_cb: Any, connect_timeout: float = 15.0, wait: Callable[[float], Any] = time.sleep) -> None:
-        """Initialize with `trade_cb` and wait for the market; `subscribe()` starts the flow. `wait` is
-        time.sleep; coroutine users call `initialize` / `connected` themselves."""
+    def start(self, trade_cb: Any, connect_timeout: float = 15.0) -> None:
+        """Initialize with `trade_cb` and wait (blocking) for the market; `subscribe()` starts the flow. Code on
+        an event loop calls `initialize` and polls `connected` itself."""
         self.initialize(trade_cb)
         deadline = time.monotonic() + connect_timeout
         while not self.connected():
             if time.monotonic() > deadline:
                 raise WorkerError(f"the stand-in did not report market connected within {connect_timeout:g}s "
                                   f"(states {self.states})")
-            wait(0.002)
+            time.sleep(0.002)
 
     def initialize(self, trade_cb: Any) -> None:
         pin, states = self.pinner.pin_current, self.states
@@ -188,13 +183,13 @@ class Source:
 
         state_cb = abi.TStateCallback(on_state)
         self._keep += [state_cb, trade_cb]
-        v1 = trade_cb if self.api == "v1" else abi.TNewTradeCallback()
+        v1 = trade_cb if self.api == "v1" or not trade_cb else abi.TNewTradeCallback()  # falsy: a NULL pointer
         rc = self.lib.DLLInitializeMarketLogin("bench", "bench", "bench", state_cb, v1, None, None, None, None,
                                                None, abi.TTinyBookCallback())
         if rc != 0:
             raise WorkerError(f"DLLInitializeMarketLogin returned {rc}")
         self.initialized = True
-        if self.api == "v2":
+        if self.api == "v2" and trade_cb:
             rc = self.lib.SetTradeCallbackV2(trade_cb)
             if rc != 0:
                 raise WorkerError(f"SetTradeCallbackV2 returned {rc}")
@@ -208,7 +203,6 @@ class Source:
             self.states.get(abi.CONN_ACTIVATION) == abi.ACTIVATE_VALID
 
     def subscribe(self) -> None:
-        self.subscribed_ns = time.monotonic_ns()
         rc = self.lib.SubscribeTicker(self.ticker, "F")
         if rc != 0:
             raise WorkerError(f"SubscribeTicker({self.ticker}) returned {rc}")
@@ -229,6 +223,12 @@ class Source:
     def sim_stats(self) -> dict[str, int]:
         return self.control.stats()
 
+    def rule_breaks(self) -> str:
+        """What the stand-in saw the client do wrong (request calls from a callback, accessors misused)."""
+        stats = self.sim_stats()
+        bad = {k: stats[k] for k in ("violations", "accessor_misuse", "callbacks_after_finalize") if stats.get(k)}
+        return ", ".join(f"{k} {v}" for k, v in bad.items())
+
 
 class CpuWindow:
     """CPU used by the whole machine and by this process over a measured window: on a shared box the share the
@@ -247,6 +247,19 @@ class CpuWindow:
             out["busy_cores"] = round(busy / wall, 2)
             out["others_cores"] = round(max(0.0, busy - own) / wall, 2)
         return out
+
+
+QUIET_CORES = 0.3
+
+
+def busy_cores(seconds: float) -> float | None:
+    """Cores the whole machine kept busy over the next `seconds` (this process sleeps meanwhile)."""
+    b0, t0 = machine_busy(), time.monotonic()
+    time.sleep(seconds)
+    b1, t1 = machine_busy(), time.monotonic()
+    if b0 is None or b1 is None:
+        return None
+    return round((b1 - b0) / (t1 - t0), 2)
 
 
 def machine_busy() -> float | None:
@@ -290,7 +303,10 @@ class Options:
     fault: str = ""  # injected fault passed to every worker ("crash", "gap"); default: $HMARL_BENCH_FAULT
     switch_intervals: tuple[float, ...] | None = None  # bridge: sys.setswitchinterval values tried at 5k/s
     repeat: int | None = None  # runs per full-speed point, the median kept (default 3; --quick 1)
+    quiet: float | None = None  # before a point, wait up to this long for the other processes to go quiet
+    quiet_budget: float = 90.0  # ... and at most this long in all
     progress: Callable[[str], None] | None = None  # one line per point, as it finishes
+    waited: float = 0.0
 
     def say(self, text: str) -> None:
         if self.progress is not None:
@@ -299,14 +315,32 @@ class Options:
     def repeats(self) -> int:
         return self.repeat or (1 if self.quick else 3)
 
+    def wait_quiet(self) -> dict[str, float]:
+        """On a shared machine: before a point, wait (bounded) until the rest of the machine uses less than
+        QUIET_CORES, sampled over 0.2 s. Returns what was seen, for the point's record."""
+        limit = self.quiet if self.quiet is not None else (0.0 if self.quick else 5.0)
+        limit = min(limit, max(0.0, self.quiet_budget - self.waited))
+        if limit <= 0:
+            return {}
+        t0 = time.monotonic()
+        busy = busy_cores(0.2)
+        while busy is not None and busy > QUIET_CORES and time.monotonic() - t0 < limit:
+            time.sleep(0.3)
+            busy = busy_cores(0.2)
+        waited = time.monotonic() - t0
+        self.waited += waited
+        return {"busy_before": busy if busy is not None else -1.0, "waited_for_quiet": round(waited, 2)}
+
     def base(self) -> dict[str, Any]:
         """Keys every worker config carries."""
         return {"api": self.api, "fault": self.fault, "loop": self.loop}
 
 
-def spawn(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run one configuration in a child process; its JSON line, or WorkerError saying what went wrong."""
+def spawn(cfg: dict[str, Any], timeout: float, opts: Options | None = None) -> dict[str, Any]:
+    """Run one configuration in a child process; its JSON line, or WorkerError saying what went wrong. With
+    `opts`, first wait (bounded) for the machine to be quiet."""
     label = cfg.get("label", cfg.get("kind", "?"))
+    quiet = opts.wait_quiet() if opts is not None else {}
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     try:
@@ -329,13 +363,15 @@ def spawn(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
         raise WorkerError(f"{label}: the worker died ({how}){': ' + tail if tail else ''}")
     if not isinstance(out, dict):
         raise WorkerError(f"{label}: the worker printed no JSON result{': ' + tail if tail else ''}")
+    out.update(quiet)
     return out
 
 
-def spawn_median(cfg: dict[str, Any], timeout: float, runs: int, key: str) -> dict[str, Any]:
+def spawn_median(cfg: dict[str, Any], timeout: float, runs: int, key: str,
+                 opts: Options | None = None) -> dict[str, Any]:
     """Run a full-speed point `runs` times (each in a fresh process) and keep the run with the median `key`; every
     run's figure is kept in `runs`. On a shared machine one run can lose half its CPU to a neighbour."""
-    outs = [spawn(cfg, timeout) for _ in range(max(1, runs))]
+    outs = [spawn(cfg, timeout, opts) for _ in range(max(1, runs))]
     ranked = sorted(outs, key=lambda o: o[key])
     chosen = dict(ranked[(len(ranked) - 1) // 2])
     chosen["runs"] = [round(o[key]) for o in outs]

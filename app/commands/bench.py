@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="events per full-speed point (default: floor 2M kept / 400k default, bridge 500k)")
     p.add_argument("--repeat", type=int, default=None, metavar="K",
                    help="runs per full-speed point, the median kept (default 3; --quick 1)")
+    p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
+                   help="before each point wait up to S seconds for other processes to use < 0.3 cores "
+                        "(default 5, at most 90 s per run; 0 with --quick; 0 = never wait)")
     p.add_argument("--api", choices=("v1", "v2"), default="v1",
                    help="trade callback: v1 = TNewTradeCallback (all fields as arguments, default); "
                         "v2 = SetTradeCallbackV2 + TranslateTrade inside the callback")
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     opts = Options(quick=args.quick, seconds=args.seconds, events=args.events, api=args.api, loop=args.loop,
-                   fault=fault, switch_intervals=intervals, repeat=args.repeat, progress=progress)
+                   fault=fault, switch_intervals=intervals, repeat=args.repeat, quiet=args.quiet_wait,
+                   progress=progress)
     machine = report.machine_info()
     machine["load_start"] = report.load_average()
     out: dict[str, Any] = {"bench": names, "machine": machine, "quick": args.quick, "sections": {}}
@@ -124,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench failed: {message}", file=sys.stderr)
         return EXIT_FAILED
     machine["load_end"] = report.load_average()
+    machine["waited_for_quiet_s"] = round(opts.waited, 1)
     out["seconds"] = round(time.monotonic() - started, 1)
     goals = {f"{name}.{g}": v for name, s in out["sections"].items() for g, v in s.get("goals", {}).items()}
     out["goals"] = goals

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ NAME = "query"
 HELP = "read stored events by ticker, kind and time range from Valkey (table, or --json lines)"
 
 EXIT_OK, EXIT_CONFIG, EXIT_STORAGE = 0, 2, 4
-_HIDE = {"type", "received_ns", "v"}
+_HIDE = {"type", "received_ns", "v", "ts"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,8 +76,10 @@ async def _main(args: argparse.Namespace, url: str, data_dir: str, prefix: str) 
             hint = f"; {args.kind} streams: {', '.join(streams[:8])}" if streams else ""
             print(f"query: no {args.kind} rows for {args.ticker or '-'} in that range{hint}", file=sys.stderr)
             return EXIT_OK
-        for r in rows:
-            r["time"] = _local(int(r["id"].split("-")[0]))
+        if not args.json:
+            for r in rows:  # exact exchange time when the event has one, else the id's
+                ts = r.get("ts")
+                r["time"] = _local(ts // 1_000_000 if isinstance(ts, int) and ts > 0 else int(r["id"].split("-")[0]))
         _print(rows, args.json, None)
         return EXIT_OK
     finally:
@@ -103,11 +106,13 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str] | None)
             for k in r:
                 if k not in columns and k not in _HIDE and k != "id":
                     columns.append(k)
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for c in columns:
         table.add_column(c, no_wrap=True)
-    for r in rows:
-        table.add_row(*(_cell(r.get(c, "")) for c in columns))
+    for r in rows:  # Text: a key like "hmarl:book:WDOZ26" must not turn into an emoji, "[x]" into markup
+        table.add_row(*(Text(_cell(r.get(c, ""))) for c in columns))
     # piped: no terminal width to respect, and folded cells are useless to grep/awk
     Console(width=None if sys.stdout.isatty() else 400).print(table)
 
@@ -124,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
     url = args.url or cfg.valkey.url
     try:
         return asyncio.run(_main(args, url, cfg.run.data_dir, cfg.valkey.prefix))
+    except BrokenPipeError:  # `| head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except ValueError as exc:
         print(f"query: {exc}", file=sys.stderr)
         return EXIT_CONFIG

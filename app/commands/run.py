@@ -17,10 +17,11 @@ from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, EXIT_STORAGE, setup_logging
 from app.feed.base import FeedError
 from app.io.journal import JournalError
 from app.io.valkey_server import ValkeyServerError
+from app.io.valkey_writer import ValkeyUnavailable
 from app.loops import loop_factory, run as run_loop
 
 # journal, Valkey and ZMQ failures at start: exit code 4
-OUTPUT_ERRORS = (OSError, JournalError, ValkeyServerError)
+OUTPUT_ERRORS = (OSError, JournalError, ValkeyServerError, ValkeyUnavailable)
 
 NAME = "run"
 HELP = "run the live pipeline on the configured feed (the built-in simulated DLL by default)"

@@ -128,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
     except KeyboardInterrupt:
         return 0
-    except BrokenPipeError:  # | head
+    except BrokenPipeError:  # | head: the reader had enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         sock.close(0)

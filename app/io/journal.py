@@ -285,10 +285,16 @@ class JournalTail:
         out: list[tuple[int, bytes]] = []
         self.exhausted = False
         while len(out) < max_frames:
-            await self._file.seek(self._offset)
-            buf = await self._file.read(_READ_CHUNK)
-            got: list[tuple[int, bytes]] = []
-            pos, problem = parse_frames(buf, 0, 0, got, limit=max_frames - len(out))
+            # about what max_frames need (a few hundred bytes each), not a fixed MB read for every small request
+            want = min(_READ_CHUNK, max(1 << 16, (max_frames - len(out)) * 512))
+            while True:
+                await self._file.seek(self._offset)
+                buf = await self._file.read(want)
+                got: list[tuple[int, bytes]] = []
+                pos, problem = parse_frames(buf, 0, 0, got, limit=max_frames - len(out))
+                if got or problem is not None or len(buf) < want or want > MAX_FRAME:
+                    break
+                want *= 4  # one frame larger than the read: read more, not "end of part"
             for seq, payload in got:
                 if seq >= start_seq:
                     out.append((seq, payload))

@@ -10,9 +10,11 @@ Any redis:// / rediss:// / unix:// URL uses that server as is; on Windows that i
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,6 +106,7 @@ class ValkeyServer:
         self.attached = False  # True when another process owns the embedded server and we only use it
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: Any = None
+        self._atexit = False
 
     @property
     def pid(self) -> int | None:
@@ -168,6 +171,9 @@ class ValkeyServer:
                 proc.wait(timeout=5)
         self._proc = None
         self.url = None
+        if self._atexit:
+            atexit.unregister(self._terminate_at_exit)
+            self._atexit = False
         try:
             (self.dir / "server.json").unlink()
         except FileNotFoundError:
@@ -181,6 +187,15 @@ class ValkeyServer:
             self._proc.kill()
             self._proc.wait(timeout=5)
         self._proc = None
+
+    def _terminate_at_exit(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     def stats(self) -> dict[str, Any]:
         return {"embedded": self.embedded, "url": mask_url(self.url or self.cfg.url), "pid": self.pid,
@@ -196,9 +211,17 @@ class ValkeyServer:
                 "--aof-load-truncated", "yes", "--save", "", "--dbfilename", "dump.rdb"]
         if self.cfg.maxmemory:
             args += ["--maxmemory", self.cfg.maxmemory]
+        setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        if setpriv:
+            # if hmarl dies without stopping it (kill -9, the DLL aborting the process) the server gets SIGTERM
+            # and saves, instead of living on as an orphan holding the port and the data directory
+            args = [setpriv, "--pdeathsig", "TERM", "--", *args]
         # a session of its own: Ctrl-C in the terminal must reach hmarl first, which flushes, then stops Valkey
         self._proc = subprocess.Popen(args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True)
+        if not self._atexit:
+            atexit.register(self._terminate_at_exit)  # a normal exit that skipped stop()
+            self._atexit = True
 
     async def _wait_ready(self, port: int) -> None:
         url = f"redis://127.0.0.1:{port}/0"

@@ -10,7 +10,7 @@ Keys (all under `valkey.prefix`, default "hmarl"; docs/OUTPUTS.md):
 
 Stream ids are explicit and deterministic: "<ms>-<n>". For input events (trade, book, state) n is the journal
 sequence number and ms the event's exchange time in ms, never below the previous entry of the same stream in this
-run (nor below the run's start for events without a time). Writing the journal again therefore produces the very
+run (IdClock says what events without a time get). Writing the journal again therefore produces the very
 same ids, and re-adding an entry is refused by Valkey as "equal or smaller" - which is how catch-up stays
 idempotent. Each batch is one server-side script call (atomic) that also records the progress hash, so after
 any crash the server itself says where to resume.
@@ -106,21 +106,39 @@ def key_of(prefix: str, event: Event) -> str:
 
 
 class IdClock:
-    """Deterministic stream ids: ms never goes backwards per stream; events without a time take `floor_ms`."""
+    """Deterministic stream ids: ms is the event's exchange time in ms, never below the stream's previous entry.
 
-    __slots__ = ("last", "floor_ms")
+    An event without a time (ts 0: connection states, some book snapshots) takes its stream's previous time, or
+    else the latest exchange time of the run so far, or else (state and metric streams only) the run's start.
+    A ticker stream never gets the wall-clock start as a fallback: when exchange time is not wall time (replays,
+    the simulator) that one entry would drag every later id of the stream up to it."""
 
-    def __init__(self, floor_ms: int, last: dict[str, int] | None = None) -> None:
+    __slots__ = ("last", "floor_ms", "now")
+
+    def __init__(self, floor_ms: int, last: dict[str, int] | None = None, now: int = 0) -> None:
         self.floor_ms = floor_ms
         self.last: dict[str, int] = dict(last or {})
+        self.now = now  # the latest exchange time seen, ms
 
-    def ms(self, key: str, ts: int) -> int:
-        ms = ts // 1_000_000 if ts > 0 else self.floor_ms
+    def ms(self, key: str, ts: int, timeless_floor: bool) -> int:
         prev = self.last.get(key, 0)
+        if ts > 0:
+            ms = ts // 1_000_000
+            if ms > self.now:
+                self.now = ms
+        else:
+            ms = prev or self.now or (self.floor_ms if timeless_floor else 0)
         if ms < prev:
             ms = prev
         self.last[key] = ms
         return ms
+
+    def copy(self) -> "IdClock":
+        return IdClock(self.floor_ms, self.last, self.now)
+
+
+def _timeless_floor(event: Event) -> bool:
+    return KIND_OF.get(type(event)) in NO_TICKER_KINDS
 
 
 def run_start_ms(journal_dir: str | Path) -> tuple[str, int]:
@@ -141,7 +159,7 @@ def entries_from_journal(journal_dir: str | Path, prefix: str = "hmarl") -> Iter
     for seq, payload in iter_frames(journal_dir):
         event = decode(payload)
         key = key_of(prefix, event)
-        yield key, f"{clock.ms(key, event.ts)}-{seq}", payload
+        yield key, f"{clock.ms(key, event.ts, _timeless_floor(event))}-{seq}", payload
 
 
 class ValkeyWriter:
@@ -225,8 +243,9 @@ class ValkeyWriter:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
             pending = self._seq - self._acked
-            log.warning("valkey: closed with %d input events not yet in Valkey (they are in the journal %s) and "
-                        "%d derived events unwritten", pending, self._journal_dir, len(self._derived))
+            log.warning("valkey: closed with %d input events not yet in Valkey (they are in the journal %s), "
+                        "%d derived events, %d learned states and %d run summaries unwritten", pending,
+                        self._journal_dir, len(self._derived), len(self._pending_state), len(self._pending_summary))
         finally:
             self._task = None
             if self._client is not None:
@@ -249,14 +268,14 @@ class ValkeyWriter:
             key = key_of(prefix, event)
             if isinstance(event, _INPUT_TYPES):
                 self._seq += 1
-                ms = live.ms(key, event.ts)
+                ms = live.ms(key, event.ts, type(event) is State or type(event) is InvalidTicker)
                 if len(inputs) >= bound:
                     inputs.popleft()  # the oldest falls back to the journal (counted once it is read from there)
                     self._st["spilled"] += 1
                 inputs.append((self._seq, key, ms, event))
             else:
                 self._derived_n += 1
-                ms = dclock.ms(key, getattr(event, "ts", 0))
+                ms = dclock.ms(key, getattr(event, "ts", 0), type(event) is Metric)
                 if len(derived) >= bound:
                     self._st["dropped"] += 1
                     continue
@@ -270,9 +289,7 @@ class ValkeyWriter:
         ended with Valkey down: start a writer on that run's journal directory and call this."""
         if self._journal_dir is None:
             raise ValueError("catch_up_journal needs the writer to be given a journal")
-        last = 0
-        for seq, _payload in JournalReader(self._journal_dir):
-            last = seq
+        last = await asyncio.get_running_loop().run_in_executor(None, _last_seq, self._journal_dir)
         self._seq = max(self._seq, last)
         self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -286,6 +303,9 @@ class ValkeyWriter:
     async def save_state(self, name: str, state: dict[str, Any]) -> None:
         """Replace the learned-state hash `name`. If Valkey is down it is kept and written on reconnect/close."""
         fields = _state_fields(state)
+        if not self._connected and self._task is not None:
+            self._pending_state[name] = fields  # known outage: do not make the caller wait for a timeout
+            return
         try:
             await asyncio.wait_for(self._write_state(name, fields), timeout=self.cfg.timeout)
         except (*_CONN_ERRORS, RedisError) as err:
@@ -315,6 +335,9 @@ class ValkeyWriter:
     async def write_summary(self, run_id: str, summary: dict[str, Any]) -> None:
         """One hash per run (values JSON), indexed by end time in <prefix>:runs."""
         fields = {k: msgspec.json.encode(v) for k, v in summary.items()}
+        if not self._connected and self._task is not None:
+            self._pending_summary[run_id] = fields
+            return
         try:
             await asyncio.wait_for(self._write_summary(run_id, fields), timeout=self.cfg.timeout)
         except (*_CONN_ERRORS, RedisError) as err:
@@ -349,11 +372,12 @@ class ValkeyWriter:
             return
         remote = int(progress.get(b"seq", 0))
         last = {k[3:].decode(): int(v) for k, v in progress.items() if k.startswith(b"ms:")}
+        now = int(progress.get(b"now", 0))
         if remote < self._acked:
             log.warning("valkey: server has this run only up to event %d of %d acknowledged (restarted without "
                         "persistence?); catching up from the journal", remote, self._acked)
         self._acked = remote
-        self._clock_ack = IdClock(self._clock_live.floor_ms, last)
+        self._clock_ack = IdClock(self._clock_live.floor_ms, last, now)
         while self._inputs and self._inputs[0][0] <= remote:
             self._inputs.popleft()
         if self._down_since is not None:
@@ -447,13 +471,17 @@ class ValkeyWriter:
         t0 = time.perf_counter()
         encode = codec.encode
         entries: list[tuple[str, str, bytes]] = []
-        touched: dict[str, int] = {}
+        touched: dict[str, int] = {}  # progress fields: "ms:<stream>" and "now"
         last_seq = self._acked
+        now = self._clock_ack.now
         for i in range(n_in):
             seq, key, ms, event = inputs[i]
             entries.append((key, f"{ms}-{seq}", encode(event)))
-            touched[key] = ms
+            touched["ms:" + key] = ms
             last_seq = seq
+            if event.ts // 1_000_000 > now:  # type: ignore[attr-defined]
+                now = event.ts // 1_000_000  # type: ignore[attr-defined]
+        touched["now"] = now
         for i in range(n_de):
             key, sid, event = derived[i]
             entries.append((key, sid, encode(event)))
@@ -464,7 +492,11 @@ class ValkeyWriter:
             derived.popleft()
         if n_in:
             self._acked = last_seq
-            self._clock_ack.last.update(touched)
+            ack = self._clock_ack
+            ack.now = now
+            for field, ms in touched.items():
+                if field.startswith("ms:"):
+                    ack.last[field[3:]] = ms
         self._account(n_in + n_de, n_in, t0)
         return True
 
@@ -495,15 +527,16 @@ class ValkeyWriter:
             self._st["lost"] += frames[0][0] - want
         decode = codec.decode_input
         prefix = self.prefix
-        clock = IdClock(self._clock_ack.floor_ms, self._clock_ack.last)
+        clock = self._clock_ack.copy()
         entries: list[tuple[str, str, bytes]] = []
         touched: dict[str, int] = {}
         for seq, payload in frames:
             event = decode(payload)
             key = key_of(prefix, event)
-            ms = clock.ms(key, event.ts)
+            ms = clock.ms(key, event.ts, type(event) is State or type(event) is InvalidTicker)
             entries.append((key, f"{ms}-{seq}", payload))
-            touched[key] = ms
+            touched["ms:" + key] = ms
+        touched["now"] = clock.now
         last_seq = frames[-1][0]
         derived = self._derived
         n_de = min(len(derived), self.cfg.max_batch // 4)
@@ -540,8 +573,8 @@ class ValkeyWriter:
             body += (ix, sid, payload)
         args: list[Any] = ["" if last_seq is None else last_seq, len(touched) if last_seq is not None else 0]
         if last_seq is not None:
-            for key, ms in touched.items():
-                args += (f"ms:{key}", ms)
+            for field, value in touched.items():
+                args += (field, value)
         args += [self._maxlen_for(k) for k in keys[1:]]
         args += body
         if self._script is None:
@@ -592,6 +625,13 @@ class ValkeyWriter:
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.zadd(f"{self.prefix}:runs", {run_id: time.time()})
         await pipe.execute()
+
+
+def _last_seq(journal_dir: Path) -> int:
+    last = 0
+    for seq, _payload in JournalReader(journal_dir):
+        last = seq
+    return last
 
 
 def _state_fields(state: dict[str, Any]) -> dict[str, bytes]:

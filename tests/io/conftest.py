@@ -7,6 +7,7 @@ and directory, which is what the catch-up tests do to the loop's storage in the 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,8 +52,10 @@ class ValkeyProc:
 
     def start(self, timeout: float = 15.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []  # no orphans if pytest is killed
         self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--daemonize", "no",
+            [*prefix, self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--daemonize", "no",
              "--appendonly", "yes", "--save", "", "--logfile", str(self.dir / "valkey.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout

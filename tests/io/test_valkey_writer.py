@@ -263,3 +263,32 @@ def test_streams_are_trimmed_approximately(valkey_url, tmp_path):
 
     n = asyncio.run(main())
     assert 100 <= n < 400
+
+
+def test_events_without_a_time_do_not_drag_a_stream_to_the_wall_clock(valkey_url, tmp_path):
+    """A book snapshot with ts 0 before the first trade (and a simulated or replayed day that is not today) must
+    not push every later id of its stream to the run's wall-clock start."""
+    from app.events import Book, State
+
+    async def main():
+        j = Journal(tmp_path, "run-t", JournalConfig())
+        await j.open()
+        w = ValkeyWriter(valkey_url, ValkeyConfig(), j)
+        await w.start()
+        snapshot = Book(ticker="WDOZ26", ts=0, side="bid", levels=((5000.0, 1, 1),), received_ns=0)
+        events = [State(conn_type=2, result=4, name="MARKET_CONNECTED", received_ns=0), snapshot,
+                  *[trade(i) for i in range(5)], snapshot, State(conn_type=2, result=3, name="X", received_ns=0)]
+        j.append(events)
+        w.enqueue(events)
+        await j.close()
+        await w.close()
+        exp = expected_ids(j.path)
+        return exp, await stream_ids(valkey_url, exp)
+
+    exp, got = asyncio.run(main())
+    assert got == exp
+    ms0 = T0 // 1_000_000
+    assert got["hmarl:book:WDOZ26"] == ["0-2", f"{ms0 + 1}-8"]  # the second one takes the exchange time
+    assert [int(i.split("-")[0]) for i in got["hmarl:trade:WDOZ26"]] == [ms0] * 4 + [ms0 + 1]
+    state_ms = [int(i.split("-")[0]) for i in got["hmarl:state"]]
+    assert state_ms[0] == state_ms[1] > ms0  # states: the run's start (wall clock), as they carry no time

@@ -14,7 +14,7 @@ ignored because Ctrl-C in a terminal reaches the whole process group and the par
 A child whose parent died stops by itself. Exit codes: 0 stopped, 3 feed error (the line is on stderr and in an
 `error` message), 2 bad arguments, 1 anything else.
 
-Faults, for tests and the soak only (the parent passes them to its first child only, so a restart recovers):
+Faults, for tests only (the parent passes them to its first child only, so a restart recovers):
   sim:NAME=VALUE   set a stand-in SIM_ parameter before initialize, e.g. sim:drop_after=500 and sim:drop_ms=-1
   reinit-after:N   once N events were sent, finalize the DLL and initialize it again, as a naive reconnect would;
                    with simulator.reinit = "abort" the stand-in aborts the process, as the real DLL crashes
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -241,6 +242,8 @@ class Child:
             events.close()
             self.control.close()
             ctx.term()
+            if self.orphaned:
+                remove_private_dir(self.args.events)
         return code
 
     def sink(self, batch: list[Any]) -> None:
@@ -289,12 +292,8 @@ class Child:
             try:
                 if verb == protocol.SUBSCRIBE:
                     await self.feed.subscribe(rest[0].decode())
-                    if rest[0].decode() not in self.feed.tickers:
-                        self.feed.tickers.append(rest[0].decode())
                 elif verb == protocol.UNSUBSCRIBE:
                     await self.feed.unsubscribe(rest[0].decode())
-                    if rest[0].decode() in self.feed.tickers:
-                        self.feed.tickers.remove(rest[0].decode())
                 else:
                     raise FeedError(f"unknown command {verb!r}")
             except Exception as exc:
@@ -331,6 +330,14 @@ class Child:
                        "seconds": None}
         return {"pid": os.getpid(), "incarnation": self.args.incarnation, "sent_at": time.time(),
                 "feed": self.feed.stats(), "sender": self.sender.stats(), "skipped_repeats": skipped}
+
+
+def remove_private_dir(endpoint: str) -> None:
+    """The parent died without cleaning up: remove its private socket directory (ipc endpoints only)."""
+    if endpoint.startswith("ipc://"):
+        directory = Path(endpoint[len("ipc://"):]).parent
+        if directory.name.startswith(protocol.DIR_PREFIX):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

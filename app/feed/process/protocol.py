@@ -27,6 +27,10 @@ HWM = 100_000
 OVERFLOW_EVENTS = 2_000_000
 
 
+# the parent's private directory for the ipc sockets and the children's config files
+DIR_PREFIX = "hmarl-feed-"
+
+
 def heartbeat_interval(heartbeat_timeout: float) -> float:
     """Several heartbeats fit in the timeout, so one late message is never taken for a hung child."""
     return min(1.0, heartbeat_timeout / 5.0)

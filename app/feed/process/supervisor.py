@@ -312,7 +312,7 @@ class Supervisor:
     async def start(self) -> dict[str, Any]:
         """Start the first child and wait until it is subscribed; FeedError (no retry) if that fails."""
         self.ctx = zmq.asyncio.Context()
-        self.directory = tempfile.mkdtemp(prefix="hmarl-feed-")
+        self.directory = tempfile.mkdtemp(prefix=protocol.DIR_PREFIX)
         try:
             child, info = await self._spawn()
         except BaseException:

@@ -19,7 +19,7 @@ from app.feed.base import FeedError
 
 STATS = ("violations", "foreign_thread_calls", "accessor_misuse", "callbacks", "trades_generated",
          "trades_delivered", "undelivered", "callbacks_after_finalize", "initialized", "finalized",
-         "connector_alive", "subscribed")
+         "connector_alive", "subscribed", "regime_switches")
 
 
 def library_path(configured: str = "") -> Path:
@@ -72,6 +72,20 @@ class SimControl:
         self.set("max_trades", cfg.max_trades)
         self.set("reinit_abort", 1 if cfg.reinit == "abort" else 0)
         self.set("start_time", start_epoch(cfg.start))
+        for key, (lo, hi) in (("regime_trades", cfg.regime_trades), ("edge_range", cfg.edge_range),
+                              ("vol_range", cfg.vol_range), ("gap", cfg.gap)):
+            if lo > hi:
+                raise FeedError(f"simulator.{key} = [{lo}, {hi}] must be [low, high]; swap the two values")
+        self.set("scenario", {"none": 0, "null": 1, "planted": 2, "mixed": 3}[cfg.scenario])
+        self.set("regime_lo", cfg.regime_trades[0])
+        self.set("regime_hi", cfg.regime_trades[1])
+        self.set("edge_lo", cfg.edge_range[0])
+        self.set("edge_hi", cfg.edge_range[1])
+        self.set("vol_lo", cfg.vol_range[0])
+        self.set("vol_hi", cfg.vol_range[1])
+        self.set("drift_trades", cfg.drift_trades)
+        self.set("gap_lo", cfg.gap[0])
+        self.set("gap_hi", cfg.gap[1])
 
 
 def start_epoch(start: str) -> float:

@@ -126,7 +126,8 @@ enum { SIDE_BID = 0, SIDE_ASK = 1 };
  * ------------------------------------------------------------------------------------------------------------ */
 enum {
     P_SEED, P_RATE, P_PACE, P_BURSTS, P_BURST_RATE, P_BURST_EVERY, P_BURST_LEN, P_MAX_TRADES, P_REINIT_ABORT,
-    P_CONNECT_MS, P_DROP_AFTER, P_DROP_MS, P_START_TIME, P_DEPTH, P_POISON, P_SCENARIO, P_COUNT
+    P_CONNECT_MS, P_DROP_AFTER, P_DROP_MS, P_START_TIME, P_DEPTH, P_POISON, P_SCENARIO, P_REGIME_LO, P_REGIME_HI,
+    P_EDGE_LO, P_EDGE_HI, P_VOL_LO, P_VOL_HI, P_DRIFT_TRADES, P_GAP_LO, P_GAP_HI, P_COUNT
 };
 
 typedef struct {
@@ -152,7 +153,17 @@ static const ParamDef k_params[P_COUNT] = {
     [P_START_TIME] = {"start_time", 0, 4102444800.0, 0}, /* up to 2100-01-01 */
     [P_DEPTH] = {"depth", 0, 1, 1},
     [P_POISON] = {"poison", 0, 1, 1},
-    [P_SCENARIO] = {"scenario", 0, 0, 1},
+    /* 0 = the default market; 1 null, 2 planted, 3 mixed = the planted-signal model (see "Scenario markets") */
+    [P_SCENARIO] = {"scenario", 0, 3, 1},
+    [P_REGIME_LO] = {"regime_lo", 1, 1e9, 1}, /* trades per signal regime, uniform in [regime_lo, regime_hi] */
+    [P_REGIME_HI] = {"regime_hi", 1, 1e9, 1},
+    [P_EDGE_LO] = {"edge_lo", 0, 100, 0}, /* planted jump in round-trip costs, per regime */
+    [P_EDGE_HI] = {"edge_hi", 0, 100, 0},
+    [P_VOL_LO] = {"vol_lo", 0, 1, 0}, /* background quote moves per trade, per regime */
+    [P_VOL_HI] = {"vol_hi", 0, 1, 0},
+    [P_DRIFT_TRADES] = {"drift_trades", 0, 1000, 1}, /* the jump comes within this many trades of the pattern */
+    [P_GAP_LO] = {"gap_lo", 0, 1e6, 1},              /* trades from one pattern to the next */
+    [P_GAP_HI] = {"gap_hi", 0, 1e6, 1},
 };
 
 static pthread_mutex_t g_param_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -160,11 +171,15 @@ static double g_param[P_COUNT] = {
     [P_SEED] = 7, [P_RATE] = 150, [P_PACE] = 1, [P_BURSTS] = 1, [P_BURST_RATE] = 3000, [P_BURST_EVERY] = 20,
     [P_BURST_LEN] = 0.4, [P_MAX_TRADES] = 0, [P_REINIT_ABORT] = 0, [P_CONNECT_MS] = 30, [P_DROP_AFTER] = 0,
     [P_DROP_MS] = 2000, [P_START_TIME] = -1 /* = today 13:00 UTC */, [P_DEPTH] = 1, [P_POISON] = 1,
-    [P_SCENARIO] = 0,
+    [P_SCENARIO] = 0, [P_REGIME_LO] = 8000, [P_REGIME_HI] = 12000, [P_EDGE_LO] = 0.5, [P_EDGE_HI] = 4.0,
+    [P_VOL_LO] = 0.03, [P_VOL_HI] = 0.10, [P_DRIFT_TRADES] = 8, [P_GAP_LO] = 10, [P_GAP_HI] = 24,
 };
 static _Atomic uint64_t g_param_gen = 1;
 
-enum { S_VIOLATIONS, S_FOREIGN, S_MISUSE, S_CALLBACKS, S_GENERATED, S_DELIVERED, S_UNDELIVERED, S_AFTER_FIN, S_COUNT };
+enum {
+    S_VIOLATIONS, S_FOREIGN, S_MISUSE, S_CALLBACKS, S_GENERATED, S_DELIVERED, S_UNDELIVERED, S_AFTER_FIN,
+    S_REGIME_SWITCHES, S_COUNT
+};
 static _Atomic int64_t g_stat[S_COUNT];
 
 static inline void stat_add(int which, int64_t n) { atomic_fetch_add_explicit(&g_stat[which], n, memory_order_relaxed); }
@@ -256,6 +271,40 @@ static int64_t exp_ns(Rng *r, double per_second) /* exponential waiting time, me
     double sec = -sim_log(rng_u01_open(r)) / per_second;
     if (sec > 1e9) sec = 1e9;
     return (int64_t)(sec * 1e9);
+}
+
+/* e^x without libm: x = k ln2 + r, |r| <= ln2/2, Taylor to r^12 (~2e-16 relative); clamped to [-700, 700]. */
+static double sim_exp(double x)
+{
+    if (x > 700.0) x = 700.0;
+    if (!(x > -700.0)) return 0.0; /* also NaN */
+    double kf = x * 1.4426950408889634;
+    int64_t k = (int64_t)(kf + (kf >= 0 ? 0.5 : -0.5));
+    double r = (x - (double)k * 6.93147180369123816490e-01) - (double)k * 1.90821492927058770002e-10;
+    double p = 1.0 / 479001600;
+    static const double inv_fact[12] = {1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
+                                        1.0 / 720,      1.0 / 120,     1.0 / 24,     1.0 / 6,     0.5,
+                                        1.0,            1.0};
+    for (int i = 0; i < 12; i++) p = p * r + inv_fact[i];
+    union {
+        double d;
+        uint64_t u;
+    } s = {.u = (uint64_t)(k + 1023) << 52};
+    return p * s.d;
+}
+
+/* sqrt(x) for x >= 0 without libm: a bit-trick first guess (< 6% off), then Newton (error squares each step). */
+static double sim_sqrt(double x)
+{
+    if (!(x > 0)) return 0.0;
+    union {
+        double d;
+        uint64_t u;
+    } v = {x};
+    v.u = (v.u >> 1) + (0x3ffull << 51);
+    double y = v.d;
+    for (int i = 0; i < 5; i++) y = 0.5 * (y + x / y);
+    return y;
 }
 
 static uint64_t fnv1a_w(const wchar_t *s)
@@ -429,6 +478,7 @@ typedef struct {
     int64_t hidden; /* iceberg reserve that refills the same price */
     int32_t peak;   /* iceberg display size */
     int32_t avg;    /* mean order size, for a plausible offer count */
+    int32_t count;  /* offers shown, when set (scenario markets); 0 = derived from qty and avg */
 } Level;
 
 typedef struct {
@@ -451,7 +501,10 @@ typedef struct {
     uint32_t trade_no;
     int64_t next_ns, regime_end_ns;
     int burst, imbalance;
-    double trades_per_event; /* running mean: sweeps emit several trades, `rate` counts trades */
+    double trades_per_event; /* running mean: sweeps emit several trades, `rate` counts trades; scenario markets:
+                                the next trade's pace multiplier (one trade per event) */
+    /* scenario market (NULL = the default market): set once by the connector under g_regime_mu */
+    struct Model *model;
 } Instr;
 
 static Instr g_instr[MAX_INSTR];
@@ -482,6 +535,7 @@ static void wcopy(wchar_t *dst, const wchar_t *src, size_t cap)
 
 static inline int32_t level_count(const Level *l)
 {
+    if (l->count > 0) return l->count;
     int64_t c = (l->qty + l->avg - 1) / l->avg;
     return (int32_t)(c < 1 ? 1 : c > 100000 ? 100000 : c);
 }
@@ -491,7 +545,7 @@ static inline int64_t step_out(int side) { return side == SIDE_BID ? -1 : 1; } /
 
 static Level new_level(Instr *in, int64_t px, int64_t qty)
 {
-    Level l = {px, qty < 1 ? 1 : qty, 0, 0, (int32_t)rng_int(&in->rng, 1, 6)};
+    Level l = {px, qty < 1 ? 1 : qty, 0, 0, (int32_t)rng_int(&in->rng, 1, 6), 0};
     if (rng_u01(&in->rng) < 0.03) { /* iceberg: a large reserve behind a small display */
         l.peak = (int32_t)l.qty;
         l.hidden = (int64_t)(k_roots[in->root].level_qty * (1.0 + 4.0 * rng_u01(&in->rng)));
@@ -530,7 +584,9 @@ static void side_remove_front(Side *sd)
     memmove(&sd->lv[0], &sd->lv[1], (size_t)sd->n * sizeof(Level));
 }
 
-static void market_create(Instr *in, uint64_t seed)
+static void model_create(Instr *in, const double *p);
+
+static void market_create(Instr *in, uint64_t seed, const double *p)
 {
     const RootSpec *rs = &k_roots[in->root];
     rng_seed(&in->rng, seed ^ fnv1a_w(in->ticker)); /* per ticker: independent of subscription order */
@@ -548,6 +604,7 @@ static void market_create(Instr *in, uint64_t seed)
     in->trades_per_event = 1.0;
     in->burst = 0;
     in->regime_end_ns = -1;
+    if (p[P_SCENARIO] != 0) model_create(in, p); /* replaces the book above with the model's */
     in->ready = 1;
 }
 
@@ -1028,7 +1085,7 @@ static void refresh_subs(Conn *c)
     for (int i = 0; i < n; i++) {
         Instr *in = &g_instr[i];
         if (in->root < 0) continue;
-        if ((sub_trade[i] || sub_depth[i]) && !in->ready) market_create(in, c->seed);
+        if ((sub_trade[i] || sub_depth[i]) && !in->ready) market_create(in, c->seed, c->p);
         if (sub_trade[i] && !in->active) schedule_next(in, now, c->p); /* the market resumes where it stopped */
         in->active = sub_trade[i];
         in->depth_on = sub_depth[i];
@@ -1068,8 +1125,14 @@ static void connection_recover(Conn *c)
         if (g_instr[i].ready && !g_instr[i].active && depth_wanted(c, &g_instr[i])) book_snapshot(c, &g_instr[i]);
 }
 
+static void model_event(Conn *c, Instr *in, int64_t ts);
+
 static void market_event(Conn *c, Instr *in, int64_t ts)
 {
+    if (in->model) {
+        model_event(c, in, ts);
+        return;
+    }
     static Side before[2];
     GenTrade trades[NLEV_MAX];
     int want_depth = !c->down && depth_wanted(c, in);
@@ -1099,6 +1162,421 @@ static void market_event(Conn *c, Instr *in, int64_t ts)
             if (top[s].px != in->side[s].lv[0].px || top[s].qty != in->side[s].lv[0].qty) emit_tiny(in, s);
     if (want_depth && depth_wanted(c, in))
         for (int s = 0; s < 2; s++) depth_diff(in, s, &before[s]);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Scenario markets: the planted-signal model of app/market (generator.py, scenarios.py) ported to the stand-in.
+ *
+ * The background is a martingale: every trade hits the bid or lifts the ask with equal probability (lognormal
+ * sizes) and the quotes move one tick at random (probability `vol` per trade). Every gap_lo..gap_hi trades one of
+ * four patterns is painted, each built to trigger one specialist (0 orderflow sweep, 1 liquidity imbalance, 2 tape
+ * cluster, 3 footprint stacked imbalance, in app/agents' order); after its last trade the quotes jump
+ * round(edge x round-trip cost) ticks at once, within drift_trades trades: in the pattern's direction when the
+ * signal regime's informative specialist is the pattern's, in a random direction otherwise. Signal regimes last
+ * regime_lo..regime_hi trades; null has no informative specialist, planted exactly one (never the same twice in a
+ * row), mixed one or none. Same structure and distributions as the Python model, not the same random numbers.
+ *
+ * One event = one trade. The book (5 levels a side, 1-tick spread) is published side by side exactly where the
+ * Python model emits a Book: the side is rebuilt from the model and notified at once (tiny book, and depth as a
+ * diff from the last publication, or a lone Edit(0) when the model republished an unchanged side), so the
+ * client sees the same sequence of trades and book sides as app.market.generator yields.
+ * ------------------------------------------------------------------------------------------------------------ */
+enum { PAT_ORDERFLOW, PAT_LIQUIDITY, PAT_TAPE, PAT_FOOTPRINT, PAT_COUNT };
+enum { SC_NONE, SC_NULL, SC_PLANTED, SC_MIXED };
+
+typedef struct {
+    double tick, start, median_qty, qty_sigma, book_mean;
+    double cost_ticks; /* round trip (1-tick spread + 2 fees) / tick value, default [execution.contracts] */
+} ModelSpec;
+static const ModelSpec k_models[2] = {
+    [ROOT_WDO] = {0.5, 5000.0, 2.0, 0.7, 30.0, 1.4},   /* (0.5 x 10 + 2 x 1.00) / 5 */
+    [ROOT_WIN] = {5.0, 130000.0, 2.0, 0.8, 40.0, 1.5}, /* (5 x 0.2 + 2 x 0.25) / 1 */
+};
+
+typedef struct {
+    int64_t start, end; /* model trade numbers (1 = the ticker's first trade), inclusive */
+    int32_t informative; /* -1 none, else PAT_* */
+    double edge, vol;
+} SigRegime;
+
+typedef struct {
+    int side, move;
+    int64_t qty;
+    double dt; /* pace multiplier of the trade */
+} Step;
+
+#define MODEL_LEVELS 5
+#define MAX_STEPS 21
+#define DRIFT_RING 1024 /* > drift_trades max (1000) + the longest pattern (21): pending jumps never collide */
+
+typedef struct Model {
+    const ModelSpec *spec;
+    int scenario;
+    int64_t regime_lo, regime_hi, drift_trades, gap_lo, gap_hi;
+    double edge_lo, edge_hi, vol_lo, vol_hi;
+    /* under g_regime_mu: written by the connector, read by SIM_RegimeAt */
+    SigRegime *reg;
+    int64_t nreg, cap;
+    uint32_t base; /* TradeNumber = base + model trade number */
+    /* connector thread only */
+    Rng r, sched; /* the market's draws; the regime schedule's */
+    double spare;
+    int has_spare, prev_inf;
+    int64_t bid; /* ticks */
+    double qb, qa;
+    int64_t n, next_pattern, moved_to, cur;
+    int32_t drift[DRIFT_RING]; /* net quote moves due after trade t, at t % DRIFT_RING */
+    /* the next trade, prepared at the end of the previous event */
+    int in_pattern, pattern_new, kind, dir, nsteps, istep;
+    int64_t pattern_regime;
+    double vol; /* of the regime the current step of the Python loop started in */
+    double big, small;
+    Step steps[MAX_STEPS];
+    Side pub[2]; /* each side as last published */
+    int64_t patterns[PAT_COUNT], planted;
+} Model;
+
+static pthread_mutex_t g_regime_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static inline double m_u(Model *m) { return rng_u01(&m->r); }
+static inline int m_sign(Model *m) { return rng_u01(&m->r) < 0.5 ? 1 : -1; }
+
+static double m_normal(Model *m) /* Marsaglia's polar method */
+{
+    if (m->has_spare) {
+        m->has_spare = 0;
+        return m->spare;
+    }
+    double u, v, s;
+    do {
+        u = 2.0 * rng_u01(&m->r) - 1.0;
+        v = 2.0 * rng_u01(&m->r) - 1.0;
+        s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    double f = sim_sqrt(-2.0 * sim_log(s) / s);
+    m->spare = v * f;
+    m->has_spare = 1;
+    return u * f;
+}
+
+static double m_size(Model *m, double scale) /* a fresh top level */
+{
+    double q = m->spec->book_mean * scale * sim_exp(0.15 * m_normal(m));
+    return q < 1.0 ? 1.0 : q;
+}
+
+static int64_t m_qty(Model *m, double mult, double sigma) /* sigma < 0: the ticker's */
+{
+    double s = sigma < 0 ? m->spec->qty_sigma : sigma;
+    int64_t q = (int64_t)(m->spec->median_qty * mult * sim_exp(s * m_normal(m)) + 0.5);
+    return q < 1 ? 1 : q;
+}
+
+static int64_t m_gap(Model *m)
+{
+    return m->gap_lo + (int64_t)(m_u(m) * (double)(m->gap_hi - m->gap_lo + 1));
+}
+
+/* Appends the next signal regime (connector thread, under g_regime_mu). Returns 0 when out of memory. */
+static int regime_append(Model *m)
+{
+    Rng *r = &m->sched;
+    int64_t start = m->nreg ? m->reg[m->nreg - 1].end + 1 : 1;
+    int64_t len = m->regime_lo + (int64_t)(rng_u01(r) * (double)(m->regime_hi - m->regime_lo + 1));
+    int32_t inf = -1;
+    if (m->scenario != SC_NULL) {
+        int choices[PAT_COUNT + 1], nc = 0;
+        if (m->scenario == SC_MIXED) choices[nc++] = -1;
+        for (int k = 0; k < PAT_COUNT; k++) choices[nc++] = k;
+        int keep = 0;
+        for (int k = 0; k < nc; k++)
+            if (choices[k] != m->prev_inf) choices[keep++] = choices[k];
+        inf = choices[(int)(rng_u01(r) * keep)];
+    }
+    double edge = m->edge_lo + (m->edge_hi - m->edge_lo) * rng_u01(r);
+    double vol = m->vol_lo + (m->vol_hi - m->vol_lo) * rng_u01(r);
+    pthread_mutex_lock(&g_regime_mu);
+    if (m->nreg == m->cap) {
+        int64_t cap = m->cap ? 2 * m->cap : 64;
+        SigRegime *grown = realloc(m->reg, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&g_regime_mu);
+            return 0;
+        }
+        m->reg = grown;
+        m->cap = cap;
+    }
+    m->reg[m->nreg++] = (SigRegime){start, start + len - 1, inf, edge, vol};
+    pthread_mutex_unlock(&g_regime_mu);
+    m->prev_inf = inf;
+    return 1;
+}
+
+static void model_fill_side(Instr *in, int side)
+{
+    Model *m = in->model;
+    double mean = m->spec->book_mean;
+    Side *sd = &in->side[side];
+    double q = side == SIDE_BID ? m->qb : m->qa;
+    int64_t top = side == SIDE_BID ? m->bid : m->bid + 1, qi = (int64_t)q;
+    sd->n = MODEL_LEVELS;
+    sd->lv[0] = (Level){top, qi, 0, 0, 1, (int32_t)(1 + qi / 5)};
+    for (int j = 1; j < MODEL_LEVELS; j++)
+        sd->lv[j] = (Level){top + step_out(side) * j, (int64_t)(mean * (1 + 0.3 * j)), 0, 0, 1, 1 + j};
+}
+
+static int side_same(const Side *a, const Side *b)
+{
+    if (a->n != b->n) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (a->lv[i].px != b->lv[i].px || level_changed(&a->lv[i], &b->lv[i])) return 0;
+    return 1;
+}
+
+/* The model publishes one side (a Book event in the Python model): rebuild it, notify it, remember it. */
+static void m_book(Conn *c, Instr *in, int side)
+{
+    Model *m = in->model;
+    model_fill_side(in, side);
+    if (!c->down) {
+        if (atomic_load_explicit(&g_cb_tiny, memory_order_relaxed)) emit_tiny(in, side);
+        if (depth_wanted(c, in)) {
+            if (side_same(&m->pub[side], &in->side[side])) emit_depth(in, side, 0, UPD_EDIT); /* refilled as was */
+            else depth_diff(in, side, &m->pub[side]);
+        }
+    }
+    m->pub[side] = in->side[side];
+}
+
+static void m_shift(Conn *c, Instr *in, int d)
+{
+    Model *m = in->model;
+    m->bid += d;
+    m->qb = m_size(m, 1.0);
+    m->qa = m_size(m, 1.0);
+    m_book(c, in, SIDE_BID);
+    m_book(c, in, SIDE_ASK);
+}
+
+static void m_after_hit(Conn *c, Instr *in, int side, int64_t qty) /* the hit level loses the size, drifts back */
+{
+    Model *m = in->model;
+    double mean = m->spec->book_mean;
+    double *lvl = side > 0 ? &m->qa : &m->qb;
+    double q = *lvl - (double)qty + 0.2 * (mean - *lvl) + 0.05 * mean * m_normal(m);
+    *lvl = q >= 1.0 ? q : m_size(m, 1.0);
+    m_book(c, in, side > 0 ? SIDE_ASK : SIDE_BID);
+}
+
+static void m_liq_book(Conn *c, Instr *in)
+{
+    Model *m = in->model;
+    m->qb = m->dir > 0 ? m->big : m->small;
+    m->qa = m->dir > 0 ? m->small : m->big;
+    m_book(c, in, SIDE_BID);
+    m_book(c, in, SIDE_ASK);
+}
+
+static void m_trade(Conn *c, Instr *in, int side, int64_t qty, int64_t ts)
+{
+    Model *m = in->model;
+    m->n++;
+    int32_t aggressor = pick_agent(&m->r), passive = pick_agent(&m->r);
+    GenTrade t = {side > 0 ? m->bid + 1 : m->bid, qty, side > 0 ? aggressor : passive, side > 0 ? passive : aggressor,
+                  side > 0 ? TT_BUY : TT_SELL};
+    in->trade_no++; /* the market's numbering advances whether or not the trade reaches the client */
+    stat_add(S_GENERATED, 1);
+    if (c->down) {
+        stat_add(S_UNDELIVERED, 1);
+        return;
+    }
+    stat_add(S_DELIVERED, 1);
+    deliver_trade(in, &t, ts);
+    if (c->p[P_DROP_AFTER] > 0 && !c->drop_done && (double)stat_get(S_DELIVERED) >= c->p[P_DROP_AFTER])
+        connection_drop(c, ts);
+}
+
+/* Background and scheduled quote moves after the current trade. A jump due at a trade inside a pattern (only
+ * possible when gap_lo < drift_trades) comes after the pattern instead of being lost. */
+static void m_moves(Conn *c, Instr *in)
+{
+    Model *m = in->model;
+    int64_t d = 0;
+    for (int64_t t = m->moved_to + 1; t <= m->n; t++) {
+        d += m->drift[t % DRIFT_RING];
+        m->drift[t % DRIFT_RING] = 0;
+    }
+    m->moved_to = m->n;
+    for (int64_t k = 0; k < (d > 0 ? d : -d); k++) m_shift(c, in, d > 0 ? 1 : -1);
+    if (m_u(m) < m->vol) m_shift(c, in, m_sign(m));
+}
+
+static void m_plan_pattern(Model *m)
+{
+    int d = m->dir, k = 0;
+    Step *s = m->steps;
+    switch (m->kind) {
+    case PAT_ORDERFLOW: /* 5 aggressions on side d through 3 levels, quick */
+        for (int j = 0; j < 5; j++) s[k++] = (Step){d, (j == 0 || j == 2) ? d : 0, m_qty(m, 1.0, -1), 0.3};
+        break;
+    case PAT_TAPE: { /* 3 ordinary trades, a large print d that moves the quotes d, an ordinary one, a large one */
+        double sig = m->spec->qty_sigma;
+        int64_t big[2];
+        for (int j = 0; j < 2; j++) {
+            big[j] = (int64_t)(m->spec->median_qty * sim_exp(sig * (3.3 + 0.7 * m_u(m))) + 0.5);
+            if (big[j] < 1) big[j] = 1;
+        }
+        for (int j = 0; j < 3; j++) s[k++] = (Step){m_sign(m), 0, m_qty(m, 1.0, -1), 0.5};
+        s[k++] = (Step){d, d, big[0], 0.5};
+        s[k++] = (Step){m_sign(m), 0, m_qty(m, 1.0, -1), 0.5};
+        s[k++] = (Step){d, 0, big[1], 0.5};
+        break;
+    }
+    case PAT_FOOTPRINT: { /* three stages d d -d d d -d d (2x / 0.6x sizes), a quote move d between stages */
+        static const int side_of[7] = {1, 1, -1, 1, 1, -1, 1};
+        for (int st = 0; st < 3; st++)
+            for (int j = 0; j < 7; j++) {
+                double mult = side_of[j] > 0 ? 2.0 : 0.6;
+                s[k++] = (Step){side_of[j] * d, (st < 2 && j == 6) ? d : 0, m_qty(m, mult, 0.3), 1.0};
+            }
+        break;
+    }
+    default: /* liquidity: 6 trades alternating sides, starting against the heavy side */
+        for (int j = 0; j < 6; j++) s[k++] = (Step){j % 2 == 0 ? -d : d, 0, m_qty(m, 1.0, -1), 1.0};
+        m->big = 4.0 * m->spec->book_mean;
+        m->small = 0.4 * m->spec->book_mean;
+        break;
+    }
+    m->nsteps = k;
+    m->istep = 0;
+}
+
+/* Decides what trade n + 1 is (the top of the Python loop, unless inside a pattern) and sets its pace multiplier. */
+static void model_prepare(Instr *in)
+{
+    Model *m = in->model;
+    int64_t next = m->n + 1;
+    if (m->in_pattern) {
+        in->trades_per_event = m->steps[m->istep].dt;
+        return;
+    }
+    while (m->reg[m->cur].end < next) {
+        if (m->cur + 1 == m->nreg && !regime_append(m)) { /* out of memory: the last regime goes on */
+            pthread_mutex_lock(&g_regime_mu);
+            m->reg[m->cur].end = INT64_MAX;
+            pthread_mutex_unlock(&g_regime_mu);
+            break;
+        }
+        m->cur++;
+        stat_add(S_REGIME_SWITCHES, 1);
+    }
+    m->vol = m->reg[m->cur].vol;
+    if (next >= m->next_pattern) {
+        m->kind = (int)(m_u(m) * PAT_COUNT);
+        m->dir = m_sign(m);
+        m->pattern_regime = m->cur;
+        m_plan_pattern(m);
+        m->in_pattern = m->pattern_new = 1;
+    }
+    in->trades_per_event = m->in_pattern ? m->steps[m->istep].dt : 1.0;
+}
+
+static void model_event(Conn *c, Instr *in, int64_t ts)
+{
+    Model *m = in->model;
+    if (!m->in_pattern) {
+        int side = m_sign(m);
+        int64_t qty = m_qty(m, 1.0, -1);
+        m_trade(c, in, side, qty, ts);
+        m_after_hit(c, in, side, qty);
+        m_moves(c, in);
+    } else {
+        if (m->pattern_new) { /* what the pattern shows before its first trade */
+            m->pattern_new = 0;
+            m->patterns[m->kind]++;
+            if (m->kind == PAT_FOOTPRINT) m_shift(c, in, m->dir);
+            if (m->kind == PAT_LIQUIDITY) m_liq_book(c, in);
+        }
+        const Step *s = &m->steps[m->istep++];
+        m_trade(c, in, s->side, s->qty, ts);
+        if (m->kind == PAT_LIQUIDITY) {
+            m_liq_book(c, in); /* the big level is refilled after every hit */
+        } else if (m->kind == PAT_TAPE && (double)s->qty > 5.0 * m->spec->median_qty) {
+            double *lvl = s->side > 0 ? &m->qa : &m->qb; /* a large print: the level is replenished */
+            *lvl = m_size(m, 1.0);
+            m_book(c, in, s->side > 0 ? SIDE_ASK : SIDE_BID);
+        } else {
+            m_after_hit(c, in, s->side, s->qty);
+        }
+        if (s->move) m_shift(c, in, s->move);
+        if (m->istep == m->nsteps) { /* the pattern is over */
+            const SigRegime *rg = &m->reg[m->pattern_regime];
+            if (m->kind == PAT_LIQUIDITY) { /* the imbalance goes away with the pattern */
+                m->qb = m_size(m, 1.0);
+                m->qa = m_size(m, 1.0);
+                m_book(c, in, SIDE_BID);
+                m_book(c, in, SIDE_ASK);
+            }
+            double total = rg->edge * m->spec->cost_ticks;
+            int64_t n_moves = (int64_t)total + (m_u(m) < total - (double)(int64_t)total ? 1 : 0);
+            int direction;
+            if (rg->informative == m->kind) {
+                direction = m->dir;
+                m->planted++;
+            } else {
+                direction = m_sign(m);
+            }
+            if (n_moves) { /* one jump, so no momentum is left to catch once it has started */
+                int64_t at = m->n + 1 + (int64_t)(m_u(m) * (double)m->drift_trades);
+                m->drift[at % DRIFT_RING] += (int32_t)(direction * n_moves);
+            }
+            m->in_pattern = 0;
+            m->next_pattern = m->n + m_gap(m);
+            m_moves(c, in);
+        }
+    }
+    model_prepare(in);
+    schedule_next(in, ts, c->p);
+}
+
+/* Called from market_create (connector thread) when p[P_SCENARIO] != 0: the model takes over the book. */
+static void model_create(Instr *in, const double *p)
+{
+    Model *m = calloc(1, sizeof *m);
+    if (!m) return; /* out of memory: this ticker keeps the default market */
+    m->spec = &k_models[in->root];
+    m->scenario = (int)p[P_SCENARIO];
+    int64_t a = (int64_t)p[P_REGIME_LO], b = (int64_t)p[P_REGIME_HI];
+    m->regime_lo = a < b ? a : b;
+    m->regime_hi = a < b ? b : a;
+    a = (int64_t)p[P_GAP_LO], b = (int64_t)p[P_GAP_HI];
+    m->gap_lo = a < b ? a : b;
+    m->gap_hi = a < b ? b : a;
+    m->edge_lo = p[P_EDGE_LO] < p[P_EDGE_HI] ? p[P_EDGE_LO] : p[P_EDGE_HI];
+    m->edge_hi = p[P_EDGE_LO] < p[P_EDGE_HI] ? p[P_EDGE_HI] : p[P_EDGE_LO];
+    m->vol_lo = p[P_VOL_LO] < p[P_VOL_HI] ? p[P_VOL_LO] : p[P_VOL_HI];
+    m->vol_hi = p[P_VOL_LO] < p[P_VOL_HI] ? p[P_VOL_HI] : p[P_VOL_LO];
+    m->drift_trades = (int64_t)p[P_DRIFT_TRADES];
+    uint64_t seed = (uint64_t)p[P_SEED] ^ fnv1a_w(in->ticker);
+    rng_seed(&m->r, seed ^ 0x6D61726B65740001ull);     /* per ticker, independent of subscription order */
+    rng_seed(&m->sched, seed ^ 0x726567696D650002ull); /* regimes do not depend on the market's draws */
+    m->prev_inf = -2;
+    m->bid = (int64_t)(m->spec->start / m->spec->tick + 0.5);
+    m->qb = m->qa = m->spec->book_mean;
+    m->next_pattern = m_gap(m);
+    if (!regime_append(m)) {
+        free(m);
+        return;
+    }
+    m->base = in->trade_no;
+    pthread_mutex_lock(&g_regime_mu);
+    in->model = m;
+    pthread_mutex_unlock(&g_regime_mu);
+    for (int s = 0; s < 2; s++) {
+        model_fill_side(in, s);
+        m->pub[s] = in->side[s];
+    }
+    model_prepare(in);
 }
 
 /* Login/connection state sequence, connect_ms apart. Returns 0 when the market is connected and may trade. */
@@ -1521,6 +1999,7 @@ EXPORT int64_t SIM_GetStat(const char *name)
         [S_VIOLATIONS] = "violations", [S_FOREIGN] = "foreign_thread_calls", [S_MISUSE] = "accessor_misuse",
         [S_CALLBACKS] = "callbacks", [S_GENERATED] = "trades_generated", [S_DELIVERED] = "trades_delivered",
         [S_UNDELIVERED] = "undelivered", [S_AFTER_FIN] = "callbacks_after_finalize",
+        [S_REGIME_SWITCHES] = "regime_switches",
     };
     if (!name) return -1;
     for (int i = 0; i < S_COUNT; i++)
@@ -1530,6 +2009,38 @@ EXPORT int64_t SIM_GetStat(const char *name)
     if (strcmp(name, "connector_alive") == 0) return atomic_load(&g_alive);
     if (strcmp(name, "subscribed") == 0) return atomic_load(&g_nsub);
     return -1;
+}
+
+/* The signal regime a scenario market was in at a trade (TradeNumber as delivered): informative -1 none,
+ * 0 orderflow, 1 liquidity, 2 tape, 3 footprint; edge in round-trip costs. NL_NOT_FOUND for a ticker without a
+ * scenario market or a trade number outside the regimes drawn so far. Any thread. */
+EXPORT int32_t SIM_RegimeAt(const wchar_t *ticker, int64_t trade_number, int32_t *informative, double *edge)
+{
+    if (!ticker) return NL_INVALID_ARGS;
+    int idx = -1;
+    pthread_mutex_lock(&g_sub_mu);
+    for (int i = 0; i < g_ninstr && idx < 0; i++)
+        if (g_instr[i].root >= 0 && wcsncmp(g_instr[i].ticker, ticker, TICKER_MAX - 1) == 0) idx = i;
+    pthread_mutex_unlock(&g_sub_mu); /* entries are never removed: idx stays valid */
+    if (idx < 0) return NL_NOT_FOUND;
+    int32_t rc = NL_NOT_FOUND;
+    pthread_mutex_lock(&g_regime_mu);
+    const Model *m = g_instr[idx].model;
+    if (m && m->nreg > 0) {
+        int64_t n = trade_number - (int64_t)m->base, lo = 0, hi = m->nreg - 1;
+        if (n >= 1 && n <= m->reg[hi].end) {
+            while (lo < hi) { /* the last regime starting at or before n */
+                int64_t mid = lo + (hi - lo + 1) / 2;
+                if (m->reg[mid].start <= n) lo = mid;
+                else hi = mid - 1;
+            }
+            if (informative) *informative = m->reg[lo].informative;
+            if (edge) *edge = m->reg[lo].edge;
+            rc = NL_OK;
+        }
+    }
+    pthread_mutex_unlock(&g_regime_mu);
+    return rc;
 }
 
 EXPORT int32_t SIM_Version(void) { return 1; }

@@ -147,6 +147,26 @@ async def hung_child(run_for: float = 3.0) -> dict:
             **rec.summary()}
 
 
+async def churn() -> dict:
+    """Unsubscribe one ticker through the control socket, then subscribe it again."""
+    feed = ProcessFeed(_cfg(**{"simulator.pace": True, "simulator.rate": 300.0}))
+    rec = Recorder()
+    await feed.start(rec)
+    ticker = feed.tickers[-1]
+    await _until(lambda: len(rec.ids.get(ticker, ())) > 0, 10)
+    await feed.unsubscribe(ticker)
+    await asyncio.sleep(0.2)  # what was already on its way
+    during = len(rec.ids[ticker])
+    await asyncio.sleep(0.5)
+    after_pause = len(rec.ids[ticker])
+    await feed.subscribe(ticker)
+    resumed = await _until(lambda: len(rec.ids[ticker]) > after_pause, 10)
+    subscribed = feed.stats()
+    await feed.stop()
+    return {"ticker": ticker, "quiet_while_unsubscribed": after_pause == during, "resumed": resumed,
+            "stats": subscribed, **rec.summary()}
+
+
 async def give_up() -> dict:
     cfg = _cfg(**{"simulator.pace": True, "simulator.rate": 100.0, "feed.max_restarts": 1})
     feed = ProcessFeed(cfg)
@@ -171,7 +191,8 @@ async def orphan() -> dict:
     """Prints the child's pid, then waits to be killed (the test kills this process with SIGKILL)."""
     feed = ProcessFeed(_cfg(**{"simulator.pace": True, "simulator.rate": 100.0}))
     await feed.start(Recorder())
-    print(json.dumps({"child_pid": feed.stats()["process"]["child_pid"]}), flush=True)
+    print(json.dumps({"child_pid": feed.stats()["process"]["child_pid"], "directory": feed.supervisor.directory}),
+          flush=True)
     await asyncio.sleep(120)
     return {}
 
