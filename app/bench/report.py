@@ -279,4 +279,5 @@ def render_machine(p: Printer, machine: dict[str, Any]) -> None:
     p.line(f"{machine['date']}  {machine.get('cpu_model', machine['machine'])} x{machine['cpu_count']}  "
            f"Python {machine['python']}  {machine['platform']}  commit {machine.get('commit') or '?'}")
     p.line(f"load average {machine.get('load_start')} -> {machine.get('load_end')}; waited "
-           f"{machine.get('waited_for_quiet_s', 0):g} s in all for other processes to go quiet")
+           f"{machine.get('waited_for_quiet_s', 0):g} s in all for other processes to go quiet"
+           + (f"; workers at nice {machine['nice']}" if machine.get("nice") is not None else ""))

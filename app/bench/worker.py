@@ -305,6 +305,7 @@ class Options:
     repeat: int | None = None  # runs per full-speed point, the median kept (default 3; --quick 1)
     quiet: float | None = None  # before a point, wait up to this long for the other processes to go quiet
     quiet_budget: float = 90.0  # ... and at most this long in all
+    nice: int | None = None  # niceness of every worker process (negative needs privileges); None = inherited
     progress: Callable[[str], None] | None = None  # one line per point, as it finishes
     waited: float = 0.0
 
@@ -333,7 +334,10 @@ class Options:
 
     def base(self) -> dict[str, Any]:
         """Keys every worker config carries."""
-        return {"api": self.api, "fault": self.fault, "loop": self.loop}
+        out: dict[str, Any] = {"api": self.api, "fault": self.fault, "loop": self.loop}
+        if self.nice is not None:
+            out["nice"] = self.nice
+        return out
 
 
 def spawn(cfg: dict[str, Any], timeout: float, opts: Options | None = None) -> dict[str, Any]:
@@ -384,6 +388,13 @@ def main(argv: list[str]) -> int:
         print("usage: python -m app.bench.worker CONFIG_JSON", file=sys.stderr)
         return 2
     cfg = json.loads(argv[0])
+    if cfg.get("nice") is not None and cfg.get("kind") != "producer":  # the producer inherits it
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, int(cfg["nice"]))
+        except OSError as exc:
+            print(json.dumps({"error": f"cannot set nice {cfg['nice']}: {exc} (negative values need root or "
+                                       "CAP_SYS_NICE)"}), flush=True)
+            os._exit(1)
     interval = cfg.get("switchinterval")
     if interval:
         sys.setswitchinterval(float(interval))

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
                    help="before each point wait up to S seconds for other processes to use < 0.3 cores "
                         "(default 5, at most 90 s per run; 0 with --quick; 0 = never wait)")
+    p.add_argument("--nice", type=int, default=None, metavar="N",
+                   help="run every worker at niceness N (e.g. -10 on a shared machine; negative needs root or "
+                        "CAP_SYS_NICE); default: inherited")
     p.add_argument("--api", choices=("v1", "v2"), default="v1",
                    help="trade callback: v1 = TNewTradeCallback (all fields as arguments, default); "
                         "v2 = SetTradeCallbackV2 + TranslateTrade inside the callback")
@@ -51,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--switch-intervals", default=None, metavar="S[,S...]",
                    help="bridge: sys.setswitchinterval values (seconds) tried at 5k/s for designs a and c "
                         "(default 0.005,0.001,0.0002, each run --repeat times; none with --quick; '' to skip)")
+    p.add_argument("--render", default=None, metavar="FILE",
+                   help="print the tables of a JSON result saved earlier (--json > FILE) and measure nothing")
     p.add_argument("--inject-fault", default=None, metavar="crash|gap[:TARGET]",
                    help="test the bench itself: workers crash, or lose one event in 100 between callback and "
                         "hand-off; ':d', ':a', ':tuple_kept' ... limits it to one design or floor point "
@@ -83,7 +88,27 @@ def _selected(names: list[str]) -> list[str]:
     return out
 
 
+def render_saved(path: str) -> int:
+    try:
+        with open(path) as f:
+            out = json.load(f)
+    except (OSError, ValueError) as exc:
+        print(f"bench: cannot read {path}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if out.get("error"):
+        print(f"bench failed: {out['error']}", file=sys.stderr)
+        return EXIT_FAILED
+    printer = report.Printer()
+    report.render_machine(printer, out["machine"])
+    for name, section in out["sections"].items():
+        report.render(printer, name, section)
+    printer.line(f"{out.get('seconds', 0):g} s in all")
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.render:
+        return render_saved(args.render)
     try:
         names = _selected(args.sections)
         intervals = _intervals(args.switch_intervals)
@@ -106,9 +131,10 @@ def run(args: argparse.Namespace) -> int:
 
     opts = Options(quick=args.quick, seconds=args.seconds, events=args.events, api=args.api, loop=args.loop,
                    fault=fault, switch_intervals=intervals, repeat=args.repeat, quiet=args.quiet_wait,
-                   progress=progress)
+                   nice=args.nice, progress=progress)
     machine = report.machine_info()
     machine["load_start"] = report.load_average()
+    machine["nice"] = args.nice
     out: dict[str, Any] = {"bench": names, "machine": machine, "quick": args.quick, "sections": {}}
     if fault:
         out["injected_fault"] = fault

@@ -115,6 +115,11 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[int, 
             monitor_stop.set()
             await monitor_task
         await app.stop(finalize=True)
+    gave_up = app.snapshot().get("feed", {}).get("process", {}).get("gave_up")
+    if gave_up:
+        print("error: the DLL process kept failing and feed.max_restarts was reached; see the log above",
+              file=sys.stderr)
+        return EXIT_FEED, app
     return EXIT_OK, app
 
 

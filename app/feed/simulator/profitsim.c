@@ -1180,6 +1180,9 @@ static void market_event(Conn *c, Instr *in, int64_t ts)
  * Python model emits a Book: the side is rebuilt from the model and notified at once (tiny book, and depth as a
  * diff from the last publication, or a lone Edit(0) when the model republished an unchanged side), so the
  * client sees the same sequence of trades and book sides as app.market.generator yields.
+ * The scenario and its parameters are read when a ticker's market is created (its first subscription); timestamps
+ * and pacing are the stand-in's (rate, bursts, pace), each pattern trade's gap scaled like the Python model's.
+ * SIM_RegimeAt exposes each ticker's regime table; the regimes do not depend on the market's own draws.
  * ------------------------------------------------------------------------------------------------------------ */
 enum { PAT_ORDERFLOW, PAT_LIQUIDITY, PAT_TAPE, PAT_FOOTPRINT, PAT_COUNT };
 enum { SC_NONE, SC_NULL, SC_PLANTED, SC_MIXED };
