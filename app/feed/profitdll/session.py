@@ -100,11 +100,13 @@ class DllSession:
         errors.check("SetInvalidTickerCallback", lib.SetInvalidTickerCallback(cb.invalid_ticker))
 
     def _dll_subscribe(self, ticker: str, exchange: str, depth: bool) -> None:
-        errors.check("SubscribeTicker", self.lib.SubscribeTicker(ticker, exchange),
-                     "subscribe only after the market is connected; exchange must be one letter (F, B)")
+        # the book first, so the first trades already find a book to be priced against
         if depth:
             asset = abi.TConnectorAssetIdentifier(0, ticker, exchange, 0)
-            errors.check("SubscribePriceDepth", self.lib.SubscribePriceDepth(ctypes.byref(asset)))
+            errors.check("SubscribePriceDepth", self.lib.SubscribePriceDepth(ctypes.byref(asset)),
+                         "subscribe only after the market is connected; exchange must be one letter (F, B)")
+        errors.check("SubscribeTicker", self.lib.SubscribeTicker(ticker, exchange),
+                     "subscribe only after the market is connected; exchange must be one letter (F, B)")
         self.subscribed[(ticker, exchange)] = depth
 
     def _dll_unsubscribe(self, ticker: str, exchange: str) -> None:
