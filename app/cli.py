@@ -49,4 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if Path("config.toml").is_file():
             args.config = "config.toml"
-    return int(args._module.run(args))
+    from app.config import ConfigError
+
+    try:
+        return int(args._module.run(args))
+    except ConfigError as exc:  # every command: one line naming the key, exit 2
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG

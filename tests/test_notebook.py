@@ -3,7 +3,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from tests.conftest import ROOT, child_env
 

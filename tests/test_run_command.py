@@ -27,7 +27,6 @@ def test_run_prints_a_status_line_every_second_without_json():
 
 
 def test_sigterm_stops_cleanly_with_exit_0():
-    import os
     import signal
     import subprocess
     import sys

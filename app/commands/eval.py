@@ -273,11 +273,7 @@ def render(summary: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------------------ main
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_mod.load(args.config)
     if args.seeds < 1 or args.trades < 1000:
         print("error: --seeds must be >= 1 and --trades >= 1000", file=sys.stderr)
         return 2

@@ -12,7 +12,8 @@ from typing import Any
 NAME = "query"
 HELP = "read stored events by ticker, kind and time range from Valkey (table, or --json lines)"
 
-EXIT_OK, EXIT_CONFIG, EXIT_STORAGE = 0, 2, 4
+from app.cli import EXIT_CONFIG, EXIT_OK, EXIT_STORAGE
+
 _HIDE = {"type", "received_ns", "v", "ts"}
 
 
@@ -121,11 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from app import config as config_mod
     from app.io.valkey_server import ValkeyServerError, mask_url
 
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = config_mod.load(args.config)
     url = args.url or cfg.valkey.url
     try:
         return asyncio.run(_main(args, url, cfg.run.data_dir, cfg.valkey.prefix))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 import time
 from contextlib import nullcontext
@@ -14,7 +13,7 @@ from typing import Any
 
 from app import config as config_mod
 from app.app import App, recorded_config
-from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, setup_logging
+from app.cli import EXIT_FEED, EXIT_OK, setup_logging
 from app.commands.run import install_signal_handlers
 from app.feed.base import FeedError
 from app.loops import run as run_loop
@@ -127,17 +126,13 @@ def _progress(app: App, args: argparse.Namespace) -> _NoProgress:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        speed = parse_speed(args.speed)
-        overrides: dict[str, Any] = {"feed.kind": "replay"}
-        if not args.outputs or args.trace is not None:
-            # replay computes; tracing runs on one thread, so no ZMQ I/O threads and no Valkey
-            overrides.update({"zmq.enabled": False, "valkey.enabled": False})
-        recorded = None if args.use_config else recorded_config(args.path, overrides)
-        cfg = recorded or config_mod.load(args.config, overrides)
-    except config_mod.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    speed = parse_speed(args.speed)
+    overrides: dict[str, Any] = {"feed.kind": "replay"}
+    if not args.outputs or args.trace is not None:
+        # replay computes; tracing runs on one thread, so no ZMQ I/O threads and no Valkey
+        overrides.update({"zmq.enabled": False, "valkey.enabled": False})
+    recorded = None if args.use_config else recorded_config(args.path, overrides)
+    cfg = recorded or config_mod.load(args.config, overrides)
     if not Path(args.path).exists():
         print(f"error: {args.path}: no such file or directory; give a journal directory or a CSV export",
               file=sys.stderr)

@@ -14,11 +14,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import msgspec
 
 from app import config as config_mod
 from app.app import initial_state_of, recorded_config, run_file
-from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK
+from app.cli import EXIT_FEED, EXIT_OK
 from app.events import Decision, Fill, Position, Trade
 from app.hierarchy import Hierarchy
 from app.pipeline import SUMMARY_FILE, decision_fingerprint
@@ -200,11 +199,7 @@ def markdown(run_dir: Path, data: Rebuilt, summary: dict[str, Any] | None, image
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = config_mod.load(args.config)
     try:
         run_dir = find_run(cfg, args.run)
     except FileNotFoundError as exc:

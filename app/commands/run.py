@@ -13,7 +13,7 @@ from typing import Any
 
 from app import config as config_mod
 from app.app import App
-from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, EXIT_STORAGE, setup_logging
+from app.cli import EXIT_FEED, EXIT_OK, EXIT_STORAGE, setup_logging
 from app.feed.base import FeedError
 from app.io.journal import JournalError
 from app.io.valkey_server import ValkeyServerError
@@ -130,11 +130,7 @@ def use_monitor(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"feed.kind": args.feed} if args.feed else {}
-    try:
-        cfg = config_mod.load(args.config, overrides)
-    except config_mod.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = config_mod.load(args.config, overrides)
     setup_logging(cfg.run.log_level)
     loop_name, _ = loop_factory(args.loop)
     log.info("loop: %s, feed: %s", loop_name, cfg.feed.kind)

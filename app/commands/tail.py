@@ -76,11 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     endpoint = args.endpoint
     if endpoint is None:
-        try:
-            endpoint = config_mod.load(args.config).zmq.endpoint
-        except config_mod.ConfigError as exc:
-            print(f"config error: {exc}", file=sys.stderr)
-            return 2
+        endpoint = config_mod.load(args.config).zmq.endpoint
     endpoint = connect_endpoint(endpoint)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.SUB)
