@@ -1,8 +1,10 @@
 """`python -m app bench [SECTION ...] [--json]`: hot-path measurements, every comparison made within one run.
 
-Sections are registered in `SECTIONS` (name -> function(Options) -> dict). `all` runs every registered one in
-order. A section that fails (a worker crashed, timed out, or lost events) stops the run: the failure is printed
-(as {"error": ...} with --json) instead of any number, and the exit code is 1.
+Sections are registered in `SECTIONS` (name -> function(Options) -> dict); a new one may also register its
+ratios/goals (report.RATIOS) and its table (report.RENDERERS), otherwise its dict is printed as is. `all` runs every
+registered one in order; `--render FILE` prints the tables of a result saved with `--json`. A section that fails
+(a worker crashed, timed out, or lost events) stops the run: the failure is printed (as {"error": ...} with
+--json) instead of any number, and the exit code is 1.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None, metavar="S",
                    help="measured seconds per paced point (default 3; --quick 0.3)")
     p.add_argument("--events", type=int, default=None, metavar="N",
-                   help="events per full-speed point (default: floor 2M kept / 400k default, bridge 500k)")
+                   help="events per full-speed point (default: floor 2M kept / 250k default thread state, "
+                        "bridge 500k, a0 a fifth)")
     p.add_argument("--repeat", type=int, default=None, metavar="K",
                    help="runs per full-speed point, the median kept (default 3; --quick 1)")
     p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
@@ -98,12 +101,16 @@ def render_saved(path: str) -> int:
     if out.get("error"):
         print(f"bench failed: {out['error']}", file=sys.stderr)
         return EXIT_FAILED
+    _print_tables(out)
+    return EXIT_OK
+
+
+def _print_tables(out: dict[str, Any]) -> None:
     printer = report.Printer()
     report.render_machine(printer, out["machine"])
     for name, section in out["sections"].items():
         report.render(printer, name, section)
     printer.line(f"{out.get('seconds', 0):g} s in all")
-    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,10 +167,6 @@ def run(args: argparse.Namespace) -> int:
     out["goals"] = goals
     if args.json:
         print(json.dumps(out, default=str))
-        return EXIT_OK
-    printer = report.Printer()
-    report.render_machine(printer, machine)
-    for name, section in out["sections"].items():
-        report.render(printer, name, section)
-    printer.line(f"{out['seconds']:g} s in all")
+    else:
+        _print_tables(out)
     return EXIT_OK
