@@ -77,10 +77,7 @@ class Bridge:
         while i < len(_BATCH_EDGES) and n > _BATCH_EDGES[i]:
             i += 1
         self.batch_sizes[i] += 1
-        now = time.monotonic_ns()
-        record = self.latency.record
-        for ev in batch:
-            record(now - ev.received_ns)
+        self.latency.record_elapsed(time.monotonic_ns(), batch)
         if not self._closed:
             self._sink(batch)
 

@@ -57,3 +57,17 @@ def test_close_delivers_what_is_queued_then_discards():
 
     asyncio.run(main())
     assert got == [1]
+
+
+def test_batch_latency_recording_matches_per_event_recording():
+    from app.metrics import LatencyHistogram
+
+    now = 10**12
+    values = sorted([0, 1, 5, 7, 8, 9, 15, 16, 17, 100, 12_345, 10**5, 10**9] + list(range(0, 10**7, 9_973)),
+                    reverse=True)
+    one, batch = LatencyHistogram(), LatencyHistogram()
+    for v in values:
+        one.record(v)
+    batch.record_elapsed(now, [_trade(0).__class__("WDOZ26", "F", 0, 0, 1.0, 1, 1.0, 1, 2, "buy", now - v)
+                               for v in values])
+    assert (batch.counts, batch.count, batch.total, batch.max) == (one.counts, one.count, one.total, one.max)
