@@ -267,7 +267,40 @@ def render_generic(p: Printer, s: dict[str, Any]) -> None:
     p.line()
 
 
-RENDERERS: dict[str, Callable[[Printer, dict[str, Any]], None]] = {"floor": render_floor, "bridge": render_bridge}
+def render_pipeline(p: Printer, s: dict[str, Any]) -> None:
+    rows = []
+    for rate in s["rates"]:
+        o = s["points"][rate]
+        lat = o["callback_to_decision"]
+        rows.append([rate, _n(o["trades_per_s"]), _n(o["events_per_s"]), _n(o.get("events_per_s_all_written")),
+                     *_lat(lat), _n(o["cpu_percent"], 1), _n(o["rss_mb"], 1), _n(o["bridge_max_depth"]),
+                     _n(o["valkey_max_backlog"]), f"{o['zmq_dropped']}/{o['zmq_sent']}"])
+    p.table("pipeline: everything on (specialists, coordinator, paper executor, journal, Valkey, ZMQ + subscriber)",
+            ["trades/s offered", "trades/s", "events/s", "events/s written", "cb->decision p50 us", "p99", "p999",
+             "max", "CPU % core", "RSS MB", "bridge max", "valkey max backlog", "zmq dropped/sent"], rows)
+    p.line(f"  {s.get('note', '')}; full-speed runs (events/s written): {s['points']['full'].get('runs_events_per_s')}")
+    render_goals(p, s.get("goals", {}))
+
+
+def render_outputs(p: Printer, s: dict[str, Any]) -> None:
+    m = s["median"]
+    rows = [[k, (_n(v, 2) if isinstance(v, float) and abs(v) < 100 else _n(v)) if isinstance(v, (int, float))
+             else str(v)] for k, v in m.items()]
+    p.table(f"median of {len(s['runs'])} runs", ["figure", "value"], rows)
+
+
+def render_replay(p: Printer, s: dict[str, Any]) -> None:
+    rows = [[label, _n(s[label]["events_per_s"]), "/".join(_n(r) for r in s[label]["runs"]),
+             _n(s[label]["decisions"]), s[label]["digest"]] for label in ("compute_only", "with_outputs")]
+    p.table(f"replay of {s['trades_recorded']:,} recorded trades ({s['live_decisions']} live decisions)",
+            ["mode", "events/s", "runs", "decisions", "digest"], rows)
+    p.line(f"  digests agree: {s['digests_agree']}")
+    p.line()
+
+
+RENDERERS: dict[str, Callable[[Printer, dict[str, Any]], None]] = {
+    "floor": render_floor, "bridge": render_bridge, "pipeline": render_pipeline, "valkey": render_outputs,
+    "zmq": render_outputs, "replay": render_replay}
 
 
 def render(p: Printer, name: str, section: dict[str, Any]) -> None:

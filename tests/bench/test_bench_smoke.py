@@ -130,9 +130,47 @@ def test_the_fault_option_also_fails_the_table_output():
     assert "events/s" not in proc.stdout
 
 
-@pytest.mark.parametrize("section,message", [("nosuch", "unknown bench section"),
-                                             ("zmq", "not implemented yet")])
-def test_unknown_or_unwritten_sections_are_a_clear_usage_error(section, message):
-    proc = run_app("bench", section, "--quick", timeout=60)
+def test_unknown_sections_are_a_clear_usage_error():
+    proc = run_app("bench", "nosuch", "--quick", timeout=60)
     assert proc.returncode == 2
-    assert message in proc.stderr and "floor" in proc.stderr
+    assert "unknown bench section" in proc.stderr and "pipeline" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def quick_outputs() -> dict:
+    proc = run_app("bench", "pipeline", "valkey", "zmq", "replay", "--quick", "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return _json(proc)
+
+
+def test_pipeline_section_reports_rates_latency_cpu_rss_and_goals(quick_outputs):
+    pipe = quick_outputs["sections"]["pipeline"]
+    assert pipe["rates"][-1] == "full"
+    for rate in pipe["rates"]:
+        o = pipe["points"][rate]
+        for key in ("trades_per_s", "events_per_s", "events_per_s_all_written", "cpu_percent", "rss_mb",
+                    "bridge_max_depth", "valkey_max_backlog", "zmq_sent", "zmq_dropped"):
+            assert key in o, (rate, key)
+        assert set(o["callback_to_decision"]) == set(LATENCY)
+        assert o["gaps"] == 0 and o["violations"] == 0 and o["trades"] > 0
+        assert o["zmq_received_by_subscriber"] > 0  # a live subscriber really got the stream
+    assert {"pipeline_throughput", "latency_at_5k"} <= set(pipe["goals"])
+
+
+def test_valkey_zmq_and_replay_sections_report_their_rates(quick_outputs):
+    sections = quick_outputs["sections"]
+    vk = sections["valkey"]["median"]
+    assert vk["steady_events_per_s"] > 0 and vk["catchup_events_per_s"] > 0 and vk["errors"] == 0
+    assert vk["catchup_events"] == vk["events"]
+    zq = sections["zmq"]["median"]
+    assert zq["published_per_s"] > 0 and zq["received_by_subscriber"] + zq["dropped"] >= zq["sent"]
+    rp = sections["replay"]
+    assert rp["digests_agree"] is True and rp["compute_only"]["decisions"] == rp["live_decisions"]
+
+
+@pytest.mark.parametrize("fault,section", [("crash", "pipeline"), ("gap", "pipeline"), ("crash", "valkey")])
+def test_a_fault_in_an_end_to_end_section_fails_the_bench(fault, section):
+    proc = run_app("bench", section, "--quick", "--json", timeout=180, env={"HMARL_BENCH_FAULT": fault})
+    assert proc.returncode != 0
+    out = _json(proc)
+    assert out["error"] and "sections" not in out

@@ -1,0 +1,272 @@
+"""bench pipeline / replay: the whole app, end to end, measured in child processes.
+
+pipeline: the real App on the native stand-in with every specialist, the coordinator, the paper executor, the
+journal, the embedded Valkey and the ZMQ publisher (with a live subscriber in another process), at paced trade
+rates and at full speed. Per point: events/s consumed on the loop (trades + book updates), callback -> decision
+latency percentiles, CPU of this process in % of one core (DLL thread + loop; the Valkey server and the subscriber
+are other processes, reported apart), RSS, and whether the outputs kept up (Valkey backlog, ZMQ drops).
+
+replay: a journal recorded at full speed, replayed as fast as possible through the full hierarchy, with outputs off
+(pure computation) and on (ZMQ + Valkey), plus the decision digest of both (they must agree).
+
+Rates are trades/s offered by the simulator across both tickers (bursts off); each trade also moves the book, so
+events/s is about 2x trades/s.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from app.bench.worker import Options, WorkerError
+
+PACED_RATES = (200, 1000, 5000, 20000)
+
+
+def _overrides(data_dir: str, rate: float | None, max_trades: int) -> dict[str, Any]:
+    return {
+        "run.data_dir": data_dir,
+        "zmq.endpoint": "tcp://127.0.0.1:0",
+        "simulator.bursts": False,
+        "simulator.pace": rate is not None,
+        "simulator.rate": (rate / 2.0) if rate else 1000.0,  # per ticker
+        "simulator.max_trades": max_trades,
+    }
+
+
+def subscriber_main(endpoint: str, seconds: float) -> None:
+    """A live ZMQ subscriber in its own process: counts messages per topic kind until told to stop (stdin EOF)."""
+    import signal
+
+    import zmq
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))  # finish the count and report it
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, 1_000_000)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    received = 0
+    deadline = time.monotonic() + seconds
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    print("ready", flush=True)
+    while time.monotonic() < deadline and not stop:
+        if poller.poll(100):
+            while True:
+                try:
+                    sock.recv_multipart(zmq.NOBLOCK)
+                    received += 1
+                except zmq.Again:
+                    break
+    print(json.dumps({"received": received}), flush=True)
+
+
+async def pipeline_point(rate: float | None, seconds: float, max_trades: int, warmup: float) -> dict[str, Any]:
+    import psutil
+
+    from app import config as config_mod
+    from app.app import App
+    from app.metrics import LatencyHistogram
+
+    data_dir = tempfile.mkdtemp(prefix="hmarl-bench-")
+    try:
+        cfg = config_mod.load(None, _overrides(data_dir, rate, max_trades))
+        app = App(cfg, fresh=True)
+        await app.start()
+        pipe = app.pipeline
+        assert pipe is not None and app.feed is not None
+        endpoint = pipe.publisher.endpoint if pipe.publisher is not None else ""
+        sub = subprocess.Popen([sys.executable, "-m", "app.bench.pipeline", "subscriber", endpoint,
+                                str(seconds + warmup + 120)], stdout=subprocess.PIPE, text=True)
+        assert sub.stdout is not None
+        sub.stdout.readline()  # "ready"
+        me = psutil.Process()
+        counts = pipe.continuity.counts
+        if rate is not None:
+            await asyncio.sleep(warmup)
+        else:  # full speed: measure from 5 % of the trades on (start-up excluded) to the last one
+            while counts["trade"] < max_trades // 20:
+                await asyncio.sleep(0.001)
+        bridge = app.feed.bridge  # type: ignore[attr-defined]
+        pipe.decision_latency = LatencyHistogram()
+        bridge.latency = LatencyHistogram()
+        n0, trades0 = sum(counts.values()), counts["trade"]
+        cpu0, t0 = me.cpu_times(), time.perf_counter()
+        max_backlog = 0
+        if rate is not None:
+            end = t0 + seconds
+            while time.perf_counter() < end:
+                await asyncio.sleep(0.05)
+                if pipe.writer is not None:
+                    max_backlog = max(max_backlog, pipe.writer.stats()["backlog"])
+        else:
+            deadline = t0 + 600
+            while counts["trade"] < max_trades and time.perf_counter() < deadline:
+                await asyncio.sleep(0.002)
+                if pipe.writer is not None:
+                    max_backlog = max(max_backlog, pipe.writer.stats()["backlog"])
+        t1, cpu1 = time.perf_counter(), me.cpu_times()
+        n1, trades1 = sum(counts.values()), counts["trade"]
+        # sustained means the outputs kept up too: the time until Valkey acknowledged everything enqueued
+        while pipe.writer is not None and pipe.writer.stats()["backlog"] and time.perf_counter() < t1 + 120:
+            await asyncio.sleep(0.002)
+        t_written = time.perf_counter()
+        rss = me.memory_info().rss
+        wall = t1 - t0
+        cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        vk_pid = pipe.server.pid if pipe.server is not None else None
+        vk_cpu = psutil.Process(vk_pid).cpu_times() if vk_pid else None
+        snapshot = app.snapshot()
+        flushed_at = time.perf_counter()
+        await app.stop(finalize=True)
+        flush_seconds = time.perf_counter() - flushed_at
+        sub.terminate()
+        sub_out = sub.communicate(timeout=10)[0].strip().splitlines()
+        received = json.loads(sub_out[-1])["received"] if sub_out and sub_out[-1].startswith("{") else None
+        summary = app.summary()
+        return {
+            "rate": rate, "seconds": round(wall, 3),
+            "events": n1 - n0, "trades": trades1 - trades0, "total_trades": trades1,
+            "events_per_s": (n1 - n0) / wall, "trades_per_s": (trades1 - trades0) / wall,
+            "events_per_s_all_written": (n1 - n0) / (t_written - t0),
+            "cpu_percent": 100.0 * cpu / wall,
+            "rss_mb": round(rss / 2**20, 1),
+            "callback_to_decision": pipe.decision_latency.summary_us(),
+            "callback_to_loop": bridge.latency.summary_us(),
+            "decisions": summary.get("decisions"), "gaps": summary.get("gaps"),
+            "bridge_max_depth": snapshot["feed"]["bridge"]["max_depth"],
+            "valkey_max_backlog": max_backlog,
+            "valkey_written": snapshot.get("valkey", {}).get("written"),
+            "valkey_server_cpu_s": round(vk_cpu.user + vk_cpu.system, 2) if vk_cpu else None,
+            "zmq_sent": snapshot.get("zmq", {}).get("sent"), "zmq_dropped": snapshot.get("zmq", {}).get("dropped"),
+            "zmq_received_by_subscriber": received,
+            "stop_flush_seconds": round(flush_seconds, 3),
+            "violations": summary.get("violations", 0),
+            "journal": str(pipe.journal.path) if pipe.journal is not None else None,
+        }
+    finally:
+        if os.environ.get("HMARL_BENCH_KEEP") != "1":
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def replay_point(journal: str, outputs: bool) -> dict[str, Any]:
+    args = [sys.executable, "-m", "app", "replay", journal, "--json"] + (["--outputs"] if outputs else [])
+    with tempfile.TemporaryDirectory(prefix="hmarl-bench-replay-") as cwd:
+        Path(cwd, "config.toml").write_text('[zmq]\nendpoint = "tcp://127.0.0.1:0"\n[run]\ndata_dir = "data"\n')
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=cwd)
+    if proc.returncode != 0:
+        raise WorkerError(f"replay exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _spawn(kind: str, params: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
+    fault = os.environ.get("HMARL_BENCH_FAULT", "")
+    env = {**os.environ, "HMARL_BENCH_KEEP": "1" if kind == "record" else os.environ.get("HMARL_BENCH_KEEP", "")}
+    proc = subprocess.run([sys.executable, "-m", "app.bench.pipeline", kind, json.dumps(params)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        raise WorkerError(f"pipeline worker {kind} {params} exited {proc.returncode}: "
+                          f"{proc.stderr.strip()[-800:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if fault.startswith("gap") and kind == "point":
+        out["gaps"] = (out.get("gaps") or 0) + 1  # the bench's own smoke test: a gap must fail the section
+    if out.get("gaps"):
+        raise WorkerError(f"pipeline point {params} lost or repeated trades (gaps {out['gaps']})")
+    if out.get("violations"):
+        raise WorkerError(f"pipeline point {params}: {out['violations']} DLL rule violations")
+    return out
+
+
+def run(opts: Options) -> dict[str, Any]:
+    seconds = opts.seconds or (1.0 if opts.quick else 8.0)
+    full_trades = opts.events or (10_000 if opts.quick else 150_000)
+    rates = (1000, 5000) if opts.quick else PACED_RATES
+    points: dict[str, Any] = {}
+    for rate in rates:
+        opts.wait_quiet()
+        out = _spawn("point", {"rate": rate, "seconds": seconds, "max_trades": 0, "warmup": 1.0})
+        points[str(rate)] = out
+        lat = out["callback_to_decision"]
+        opts.say(f"pipeline @ {rate} trades/s: {out['events_per_s']:,.0f} events/s, cb->decision p50 "
+                 f"{lat['p50_us']} p99 {lat['p99_us']} p999 {lat['p999_us']} us, cpu {out['cpu_percent']:.1f}%")
+    runs = []
+    for _ in range(opts.repeats()):
+        opts.wait_quiet()
+        runs.append(_spawn("point", {"rate": None, "seconds": 0, "max_trades": full_trades, "warmup": 0.3}))
+    runs.sort(key=lambda o: o["events_per_s_all_written"])
+    full = dict(runs[(len(runs) - 1) // 2])
+    full["runs_events_per_s"] = [round(r["events_per_s_all_written"]) for r in runs]
+    points["full"] = full
+    opts.say(f"pipeline full speed: {full['events_per_s_all_written']:,.0f} events/s consumed and written "
+             f"({full['events_per_s']:,.0f} consumed on the loop), runs {full['runs_events_per_s']}")
+    section: dict[str, Any] = {"rates": [str(r) for r in rates] + ["full"], "points": points,
+                               "note": "rate = trades/s offered across both tickers; events = trades + book updates"}
+    goals: dict[str, Any] = {}
+    thr = full["events_per_s_all_written"]
+    goals["pipeline_throughput"] = {"met": thr >= 50_000, "figure": f"{thr:,.0f} events/s with everything on "
+                                    "(consumed, journaled, published and acknowledged by Valkey)",
+                                    "target": ">= 50,000 events/s", "value": thr}
+    if "5000" in points:
+        lat = points["5000"]["callback_to_decision"]
+        ok = lat["p50_us"] <= 100 and lat["p99_us"] <= 1000 and lat["p999_us"] <= 5000
+        goals["latency_at_5k"] = {"met": ok, "figure": f"p50 {lat['p50_us']} us, p99 {lat['p99_us']} us, "
+                                  f"p999 {lat['p999_us']} us", "target": "p50 <= 100 us, p99 <= 1 ms, p999 <= 5 ms"}
+    if "200" in points:
+        cpu = points["200"]["cpu_percent"]
+        goals["cpu_at_200"] = {"met": cpu <= 5.0, "figure": f"{cpu:.1f} % of one core at 200 trades/s",
+                               "target": "<= 5 % of one core at 200 events/s", "value": cpu}
+    section["goals"] = goals
+    return section
+
+
+def run_replay(opts: Options) -> dict[str, Any]:
+    trades = opts.events or (10_000 if opts.quick else 150_000)
+    rec = _spawn("record", {"rate": None, "seconds": 0, "max_trades": trades, "warmup": 0.3})
+    journal = rec["journal"]
+    try:
+        out: dict[str, Any] = {"trades_recorded": rec["total_trades"], "live_decisions": rec["decisions"]}
+        for label, outputs in (("compute_only", False), ("with_outputs", True)):
+            runs = []
+            for _ in range(opts.repeats()):
+                opts.wait_quiet()
+                runs.append(replay_point(journal, outputs))
+            runs.sort(key=lambda r: r["events_per_s"])
+            mid = runs[(len(runs) - 1) // 2]
+            out[label] = {"events_per_s": mid["events_per_s"], "runs": [r["events_per_s"] for r in runs],
+                          "decisions": mid["decisions"], "digest": mid["decision_digest"]}
+            opts.say(f"replay {label}: {mid['events_per_s']:,.0f} events/s, runs {out[label]['runs']}")
+        out["digests_agree"] = out["compute_only"]["digest"] == out["with_outputs"]["digest"]
+        if not out["digests_agree"]:
+            raise WorkerError("replay with and without outputs made different decisions")
+        return out
+    finally:
+        shutil.rmtree(Path(journal).parents[1], ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    kind = argv[0]
+    if kind == "subscriber":
+        subscriber_main(argv[1], float(argv[2]))
+        return 0
+    params = json.loads(argv[1])
+    if os.environ.get("HMARL_BENCH_FAULT", "").startswith("crash"):
+        os.abort()
+    from app.loops import run as run_loop
+
+    out = run_loop(lambda: pipeline_point(params["rate"], params["seconds"], params["max_trades"],
+                                          params["warmup"]))
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
