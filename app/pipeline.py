@@ -24,6 +24,7 @@ from app.config import Config
 from app.continuity import Continuity
 from app.events import Decision, InputEvent, Metric
 from app.hierarchy import Hierarchy
+from app.io.codec import encode_batch
 from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.pipeline")
@@ -159,8 +160,12 @@ class Pipeline:
         continuity.observe(batch)
         if len(continuity.invalid_tickers) != invalid_before:
             self._report_invalid(invalid_before)
-        if self.journal is not None:
-            self.journal.append(batch)
+        journal, publisher, writer = self.journal, self.publisher, self.writer
+        # each event is encoded once; the journal, the publisher and the Valkey writer share the bytes
+        payloads = encode_batch(batch) if journal is not None or publisher is not None or writer is not None \
+            else None
+        if journal is not None:
+            journal.append(batch, payloads)
         outputs = self.hierarchy.on_batch(batch)
         if outputs:
             self.outputs += len(outputs)
@@ -178,15 +183,17 @@ class Pipeline:
                     update(decision_fingerprint(ev))
             if self.tracer is not None:
                 self.tracer.on_outputs(batch, outputs)
-        publisher, writer = self.publisher, self.writer
+        if publisher is None and writer is None:
+            return
+        out_payloads = encode_batch(outputs) if outputs else None
         if publisher is not None:
-            publisher.publish(batch)
+            publisher.publish(batch, payloads)
             if outputs:
-                publisher.publish(outputs)
+                publisher.publish(outputs, out_payloads)
         if writer is not None:
-            writer.enqueue(batch)
+            writer.enqueue(batch, payloads)
             if outputs:
-                writer.enqueue(outputs)
+                writer.enqueue(outputs, out_payloads)
 
     def _write_run_summary(self, summary: dict[str, Any]) -> None:
         """The live measurements a replay cannot reproduce (latency), kept beside the journal for the report."""

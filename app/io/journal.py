@@ -55,6 +55,20 @@ def _header_bytes(run_id: str, part: int, first_seq: int) -> bytes:
     return MAGIC + _LEN.pack(len(header)) + header
 
 
+def _frames_within(data: bytes, room: int, at_least_one: bool) -> tuple[int, int]:
+    """(bytes, seq of the last frame) of the longest run of whole frames at the start of `data` that fits in
+    `room` bytes; the first frame even if it alone does not fit when `at_least_one`."""
+    end, seq = 0, 0
+    while end < len(data):
+        length, frame_seq, _crc = FRAME.unpack_from(data, end)
+        size = FRAME.size + length
+        if end + size > room and (end or not at_least_one):
+            break
+        end += size
+        seq = frame_seq
+    return end, seq
+
+
 def is_journal_file(path: str | Path) -> bool:
     try:
         with open(path, "rb") as f:
@@ -347,7 +361,7 @@ class Journal:
         self.path = Path(directory) / run_id  # the run directory (what ValkeyWriter and replay take)
         self.seq = 0  # last sequence number given out
         self.flushed_seq = 0  # last sequence number written to the file
-        self._chunks: list[bytes] = []
+        self._chunks: list[tuple[bytes, int]] = []  # (frames of one append, seq of its last frame)
         self._buffered = 0
         self._max_buffer = int(cfg.max_buffer_mb * (1 << 20))
         self._flush_bytes = cfg.flush_kb * 1024
@@ -393,14 +407,10 @@ class Journal:
             self._waiters.clear()
 
     # -- hot path ------------------------------------------------------------------------------------------------
-    def append(self, events: list[InputEvent]) -> None:
-        """Give each event the next sequence number and buffer its frame. Never awaits."""
-        chunks = self._chunks
-        pack = FRAME.pack
-        crc32 = zlib.crc32
-        encode = codec.encode
+    def append(self, events: list[InputEvent], payloads: list[bytes] | None = None) -> None:
+        """Give each event the next sequence number and buffer its frame (`payloads`: the events' `codec.encode`
+        bytes when the caller already has them). One bytes object per call. Never awaits."""
         seq = self.seq
-        added = 0
         if self._buffered > self._max_buffer or self._task is None:
             # the disk has not taken anything for a long while: refuse rather than grow without bound; the
             # sequence numbers are still consumed so readers and the Valkey writer see the hole
@@ -412,14 +422,22 @@ class Journal:
                        if self._task is not None else "not open")
                 log.error("journal %s: %s; refusing new frames (counted in stats['refused'])", self.path, why)
             return
-        for event in events:
+        if not events:
+            return
+        if payloads is None:
+            payloads = codec.encode_batch(events)
+        pack = FRAME.pack
+        crc32 = zlib.crc32
+        parts: list[bytes] = []
+        add = parts.append
+        for payload in payloads:
             seq += 1
-            payload = encode(event)
-            chunks.append(pack(len(payload), seq, crc32(payload)))
-            chunks.append(payload)
-            added += FRAME.size + len(payload)
+            add(pack(len(payload), seq, crc32(payload)))
+            add(payload)
+        data = b"".join(parts)
+        self._chunks.append((data, seq))
         self.seq = seq
-        self._buffered += added
+        self._buffered += len(data)
         self._stats["frames"] += len(events)
         if self._buffered >= self._flush_bytes:
             self._wake.set()
@@ -483,7 +501,7 @@ class Journal:
     async def _write_out(self) -> None:
         """Write what was buffered when called (frames appended meanwhile wait for the next round), starting a
         new part whenever the current one would pass `rotate_mb`; a frame never spans two parts."""
-        todo = len(self._chunks)  # header/payload pairs
+        todo = len(self._chunks)  # appends
         if self._file is None:  # opening the next part failed last time
             await self._open_part()
         while todo:
@@ -491,13 +509,23 @@ class Journal:
             room = self._rotate_bytes - self._file_size
             k, size = 0, 0
             while k < todo:
-                frame = len(chunks[k]) + len(chunks[k + 1])
-                if size + frame > room and k:
+                n = len(chunks[k][0])
+                if size + n > room:
                     break
-                size += frame
-                k += 2
-            data = b"".join(chunks[:k])
-            last_seq = FRAME.unpack_from(chunks[k - 2])[1]
+                size += n
+                k += 1
+            if k < todo:
+                # the next append does not fit whole: take the frames of it that do (at least one frame per pass)
+                head, head_seq = _frames_within(chunks[k][0], room - size, size == 0)
+                if head:
+                    data, last = chunks[k]
+                    if head < len(data):
+                        chunks[k:k + 1] = [(data[:head], head_seq), (data[head:], last)]
+                        todo += 1
+                    size += head
+                    k += 1
+            data = chunks[0][0] if k == 1 else b"".join([c[0] for c in chunks[:k]])
+            last_seq = chunks[k - 1][1]
             t0 = time.perf_counter()
             try:
                 view = memoryview(data)
