@@ -160,12 +160,8 @@ class Pipeline:
         continuity.observe(batch)
         if len(continuity.invalid_tickers) != invalid_before:
             self._report_invalid(invalid_before)
-        journal, publisher, writer = self.journal, self.publisher, self.writer
-        # each event is encoded once; the journal, the publisher and the Valkey writer share the bytes
-        payloads = encode_batch(batch) if journal is not None or publisher is not None or writer is not None \
-            else None
-        if journal is not None:
-            journal.append(batch, payloads)
+        # decide first: the outputs only buffer, so writing them after the decisions loses nothing and keeps
+        # their cost out of the callback -> decision latency
         outputs = self.hierarchy.on_batch(batch)
         if outputs:
             self.outputs += len(outputs)
@@ -183,6 +179,13 @@ class Pipeline:
                     update(decision_fingerprint(ev))
             if self.tracer is not None:
                 self.tracer.on_outputs(batch, outputs)
+        journal, publisher, writer = self.journal, self.publisher, self.writer
+        if journal is None and publisher is None and writer is None:
+            return
+        # each event is encoded once; the journal, the publisher and the Valkey writer share the bytes
+        payloads = encode_batch(batch)
+        if journal is not None:
+            journal.append(batch, payloads)
         if publisher is None and writer is None:
             return
         out_payloads = encode_batch(outputs) if outputs else None
