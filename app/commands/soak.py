@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         "chaos": final.get("chaos", {}),
         "chaos_errors": final.get("chaos_errors", []),
         "samples": len(samples),
+        "valkey_at_end": final.get("summary", {}).get("valkey") or final.get("valkey"),
+        "journal_at_end": final.get("journal"),
+        "rss_mb_every_5_min": [round(m, 1) for t, m in rss[:: max(1, int(300 / args.sample_every))]],
     }
     checks = {
         "no_crash": crashes == 0 and bool(final),

@@ -94,6 +94,9 @@ def sample(app: App, t0: float) -> dict[str, Any]:
             "callback_to_decision_us": snap.get("decision_latency", {}),
             "decisions": snap.get("decisions", 0),
             "valkey_connected": vk.get("connected"), "valkey_backlog": vk.get("backlog", 0),
+            "valkey": {k: vk.get(k) for k in ("written", "inputs_written", "caught_up", "spilled", "lost", "dropped",
+                                              "reconnects", "acked_seq", "enqueued_seq", "catchup_pending")},
+            "journal": {k: snap.get("journal", {}).get(k) for k in ("frames", "files", "refused", "buffered_bytes")},
             "process": snap.get("feed", {}).get("process", {})}
 
 
