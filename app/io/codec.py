@@ -48,6 +48,7 @@ def _grow_header(body: bytes, extra: int) -> tuple[bytes, int]:
 _WITH_V = {h: _grow_header(bytes((h,)), 1)[0] + _V_ENTRY for h in range(0x80, 0x90)}
 _WITH_V_SEQ = {h + 1: _grow_header(bytes((h,)), 2)[0] + _V_ENTRY + _SEQ_KEY for h in range(0x80, 0x8F)}
 _V_LEN = len(_V_ENTRY)
+_AFTER_V = 1 + _V_LEN  # where the event's entries start in a payload with a fixmap header
 
 
 def encode(event: Event) -> bytes:
@@ -80,7 +81,7 @@ def with_seq(payload: bytes, seq: int) -> bytes:
     encoding the event again."""
     head = _WITH_V_SEQ.get(payload[0])
     if head is not None:
-        return head + _encoder.encode(seq) + payload[1 + _V_LEN:]
+        return b"".join((head, _encoder.encode(seq), payload[_AFTER_V:]))
     header, start = _grow_header(payload, 1)
     return header + _V_ENTRY + _SEQ_KEY + _encoder.encode(seq) + payload[start + _V_LEN:]
 

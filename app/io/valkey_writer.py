@@ -40,8 +40,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import ValkeyConfig
-from app.events import (Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward, RiskBreach,
-                        Signal, State, Trade)
+from app.events import (SCHEMA_VERSION, Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward,
+                        RiskBreach, Signal, State, Trade)
 from app.io import codec
 from app.io.journal import JournalError, JournalReader, JournalTail, journal_files, read_header
 from app.io.valkey_server import mask_url, normalize_url
@@ -55,39 +55,112 @@ KIND_OF: dict[type, str] = {Trade: "trade", Book: "book", State: "state", Invali
 INPUT_KINDS = ("trade", "book", "state")
 KINDS = ("trade", "book", "state", "signal", "decision", "order", "fill", "position", "reward", "risk", "metric")
 NO_TICKER_KINDS = ("state", "metric")
-_INPUT_TYPES = (Trade, Book, State, InvalidTicker)
+_INPUT_TYPES = frozenset((Trade, Book, State, InvalidTicker))
 _CONN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
 _STATE_META = ("_v", "_saved_ns")
 
 # One call per batch: XADD every entry (an id that is not above the stream's last one means "already there": count
-# it and go on), then record the progress. The client packs one command instead of one per entry, which is most of
-# the cost on the loop. KEYS[1] = progress hash, KEYS[2..] = streams; ARGV = seq ("" = no progress), number of
-# progress pairs, the pairs, one MAXLEN per stream, then (stream index, id, payload) per entry.
+# it and go on), then record the progress. Entries travel as a few msgpack arrays and one string of payloads, so the
+# client packs ten arguments per batch, not three per entry (redis-py packs each argument in Python), and the loop
+# never touches an entry one by one to send it.
+#   KEYS[1] = progress hash, KEYS[2..] = every stream this writer has used (stream i is KEYS[i + 1])
+#   ARGV[1] = seq of the last input entry ("" = no input entries: no progress), ARGV[2] = the run's latest exchange
+#   time in ms at that entry, ARGV[3] = msgpack array of MAXLEN per stream (strings)
+#   ARGV[4..6] = input entries: msgpack array [stream i, ms, n] per entry (id "ms-n"), msgpack array of payload
+#   lengths, the payloads one after the other; ARGV[7..9] = derived entries, the same way
+# Returns {added, duplicates, then (stream i, ms of its last input entry) per stream with input entries}.
 _WRITE_LUA = """
-local seq = ARGV[1]
-local nprog = tonumber(ARGV[2])
-local i = 3 + 2 * nprog
-local maxlen = {}
-for k = 1, #KEYS - 1 do maxlen[k] = ARGV[i + k - 1] end
-i = i + #KEYS - 1
-local n = #ARGV
+local maxlen = cmsgpack.unpack(ARGV[3])
+local fmt, find, sub, pcall = string.format, string.find, string.sub, redis.pcall
 local added, dups = 0, 0
-while i <= n do
-  local k = tonumber(ARGV[i])
-  local r = redis.pcall('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen[k], ARGV[i + 1], 'd', ARGV[i + 2])
-  if type(r) == 'table' and r.err then
-    if string.find(r.err, 'equal or smaller', 1, true) then dups = dups + 1 else return redis.error_reply(r.err) end
-  else
-    added = added + 1
+local last = {}
+for b = 4, 7, 3 do
+  local meta, lens, data = cmsgpack.unpack(ARGV[b]), cmsgpack.unpack(ARGV[b + 1]), ARGV[b + 2]
+  local inputs = b == 4
+  local pos = 1
+  for i = 1, #lens do
+    local k, ms, n = meta[3 * i - 2], meta[3 * i - 1], meta[3 * i]
+    local stop = pos + lens[i]
+    local r = pcall('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen[k], fmt('%d-%d', ms, n), 'd', sub(data, pos, stop - 1))
+    pos = stop
+    if type(r) == 'table' and r.err then
+      if find(r.err, 'equal or smaller', 1, true) then dups = dups + 1 else return redis.error_reply(r.err) end
+    else
+      added = added + 1
+    end
+    if inputs then last[k] = ms end
   end
-  i = i + 3
 end
-if seq ~= '' then
-  redis.call('HSET', KEYS[1], 'seq', seq)
-  for j = 0, nprog - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * j], ARGV[4 + 2 * j]) end
+local out = {added, dups}
+if ARGV[1] ~= '' then
+  local fields = {'seq', ARGV[1], 'now', ARGV[2]}
+  for k, ms in pairs(last) do
+    fields[#fields + 1] = 'ms:' .. KEYS[k + 1]
+    fields[#fields + 1] = fmt('%d', ms)
+    out[#out + 1] = k
+    out[#out + 1] = ms
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
-return {added, dups}
+return out
 """
+_encode = msgspec.msgpack.Encoder().encode
+_NONE = (_encode([]), _encode([]), b"")  # no entries of a kind: empty meta, lengths, payloads
+
+
+class _Head(msgspec.Struct):
+    """What catch-up needs of a journal payload (msgspec skips the other fields without building them)."""
+
+    type: str
+    v: int = 0
+    ticker: str | None = None
+    ts: int = 0
+
+
+_head_decoder = msgspec.msgpack.Decoder(_Head)
+_INPUT_KIND = {cls.__name__: KIND_OF[cls] for cls in _INPUT_TYPES}
+
+
+class _Chunk:
+    """Backlog entries of one enqueue() call (at most `max_batch`), as the script takes them: `meta` is
+    [stream i, ms, n] per entry (n = journal seq for inputs, the derived counter otherwise), `lens` the payload
+    lengths, `data` the payloads back to back; `now` is the run's latest exchange time (ms) after the last entry."""
+
+    __slots__ = ("data", "lens", "meta", "now")
+
+    def __init__(self, meta: list[int], lens: list[int], data: bytes, now: int) -> None:
+        self.meta, self.lens, self.data, self.now = meta, lens, data, now
+
+    @property
+    def first(self) -> int:
+        return self.meta[2]
+
+    @property
+    def last(self) -> int:
+        return self.meta[-1]
+
+    def drop_front(self, k: int) -> None:
+        self.data = self.data[sum(self.lens[:k]):]
+        del self.meta[:3 * k], self.lens[:k]
+
+    def keep_front(self, k: int) -> None:
+        self.data = self.data[:sum(self.lens[:k])]
+        del self.meta[3 * k:], self.lens[k:]
+
+
+def _pack(chunks: list[_Chunk]) -> tuple[bytes, bytes, bytes]:
+    """The script's three arguments for these chunks' entries."""
+    if not chunks:
+        return _NONE
+    if len(chunks) == 1:
+        c = chunks[0]
+        return _encode(c.meta), _encode(c.lens), c.data
+    meta: list[int] = []
+    lens: list[int] = []
+    for c in chunks:
+        meta += c.meta
+        lens += c.lens
+    return _encode(meta), _encode(lens), b"".join([c.data for c in chunks])
 
 
 class ValkeyUnavailable(Exception):
@@ -179,24 +252,42 @@ class ValkeyWriter:
         self._wake = asyncio.Event()
         self._closing = False
         self._connected = False
-        self._clock_live = IdClock(0)
-        self._clock_ack = IdClock(0)
-        self._clock_derived = IdClock(0)
+        self._clock_ack = IdClock(0)  # the ids of what Valkey has acknowledged (catch-up continues from it)
         self._seq = 0  # input events enqueued so far = journal seq of the last one
         self._derived_n = 0
-        self._inputs: deque[tuple[int, str, int, Event]] = deque()  # (seq, key, ms, event)
-        self._derived: deque[tuple[str, str, Event]] = deque()  # (key, id, event)
+        # every stream this writer has used, numbered from 1 (the script's KEYS[i + 1]); per stream its MAXLEN and
+        # whether events without a time may take the run's start; enqueue() finds a stream by type, then ticker
+        self._streams: list[str] = []
+        self._stream_ix: dict[str, int] = {}
+        self._ix_cache: dict[type, dict[Any, int]] = {}
+        self._catchup_streams: dict[tuple[str, str | None], tuple[str, int, bool]] = {}
+        self._maxlens: list[str] = []
+        self._timeless: list[bool] = [False]
+        self._keys_arg: list[str] | None = None  # [progress hash, *streams], rebuilt when a stream is added
+        self._maxlen_arg = b""
+        # the id clocks of enqueue() (IdClock's rules, inlined): last ms per stream index, latest exchange time
+        self._floor_ms = 0
+        self._live_ms: list[int] = [0]
+        self._live_now = 0
+        self._derived_ms: list[int] = [0]
+        self._derived_now = 0
+        # the backlogs: chunks of consecutive entries (inputs: consecutive journal seqs), and how many entries
+        self._inputs: deque[_Chunk] = deque()
+        self._derived: deque[_Chunk] = deque()
+        self._n_inputs = 0
+        self._n_derived = 0
         self._acked = 0  # inputs known to be in Valkey: everything with seq <= _acked
         self._tail: JournalTail | None = None
         self._script: Any = None
         self._pending_state: dict[str, dict[str, Any]] = {}
         self._pending_summary: dict[str, dict[str, Any]] = {}
         self._maxlen = {k: cfg.maxlen_by_kind.get(k, cfg.maxlen) for k in KINDS}
-        self._maxlen_of_key: dict[str, int] = {}
         self._progress_key = f"{self.prefix}:progress:{self.run_id}"
         self._down_since: float | None = None
         self._catchup_logged = False
         self._wiring_warned = False
+        self._partial = False  # the last live batch was not full
+        self._next_lost_log = 0.0
         self._st = {"written": 0, "inputs_written": 0, "caught_up": 0, "dropped": 0, "spilled": 0, "lost": 0,
                     "duplicates": 0, "reconnects": 0, "batches": 0, "last_batch_ms": 0.0, "max_batch_ms": 0.0,
                     "errors": 0}
@@ -215,9 +306,11 @@ class ValkeyWriter:
                 log.warning("valkey: journal %s unusable for catch-up (%s); events beyond the backlog will be lost",
                             self._journal_dir, err)
                 self._journal_dir = None
-        self._clock_live = IdClock(floor)
+        self._floor_ms = floor
         self._clock_ack = IdClock(floor)
-        self._clock_derived = IdClock(floor)
+        self._live_ms = [0] * len(self._live_ms)
+        self._derived_ms = [0] * len(self._derived_ms)
+        self._live_now = self._derived_now = 0
         self._closing = False
         self._client = redis.from_url(self.url, socket_timeout=self.cfg.timeout,
                                       socket_connect_timeout=self.cfg.timeout, retry=Retry(NoBackoff(), 0),
@@ -245,7 +338,7 @@ class ValkeyWriter:
             pending = self._seq - self._acked
             log.warning("valkey: closed with %d input events not yet in Valkey (they are in the journal %s), "
                         "%d derived events, %d learned states and %d run summaries unwritten", pending,
-                        self._journal_dir, len(self._derived), len(self._pending_state), len(self._pending_summary))
+                        self._journal_dir, self._n_derived, len(self._pending_state), len(self._pending_summary))
         finally:
             self._task = None
             if self._client is not None:
@@ -258,30 +351,155 @@ class ValkeyWriter:
                 await self._tail.close()
 
     # -- hot path ------------------------------------------------------------------------------------------------
-    def enqueue(self, events: list[Event]) -> None:
-        """Queue events for the next pipeline. Never awaits; O(batch)."""
-        inputs, derived = self._inputs, self._derived
-        bound = self.cfg.backlog
-        prefix = self.prefix
-        live, dclock = self._clock_live, self._clock_derived
-        for event in events:
-            key = key_of(prefix, event)
-            if isinstance(event, _INPUT_TYPES):
-                self._seq += 1
-                ms = live.ms(key, event.ts, type(event) is State or type(event) is InvalidTicker)
-                if len(inputs) >= bound:
-                    inputs.popleft()  # the oldest falls back to the journal (counted once it is read from there)
-                    self._st["spilled"] += 1
-                inputs.append((self._seq, key, ms, event))
-            else:
-                self._derived_n += 1
-                ms = dclock.ms(key, getattr(event, "ts", 0), type(event) is Metric)
-                if len(derived) >= bound:
-                    self._st["dropped"] += 1
-                    continue
-                derived.append((key, f"{ms}-{self._derived_n}", event))
-        if len(inputs) + len(derived) >= self.cfg.max_batch:
+    def enqueue(self, events: list[Event], payloads: list[bytes] | None = None) -> None:
+        """Queue events for the next batch (`payloads`: their `codec.encode` bytes when the caller already has them).
+        Never awaits; O(batch)."""
+        if not events:
+            return
+        if payloads is None:
+            payloads = codec.encode_batch(events)
+        step = self.cfg.max_batch
+        if len(events) <= step:
+            self._enqueue(events, payloads)
+        else:  # chunks of at most max_batch, so one script call never takes more
+            for i in range(0, len(events), step):
+                self._enqueue(events[i:i + step], payloads[i:i + step])
+        if self._n_inputs + self._n_derived >= step:
             self._wake.set()
+
+    def _enqueue(self, events: list[Event], payloads: list[bytes]) -> None:
+        cache = self._ix_cache
+        input_types = _INPUT_TYPES
+        live, dlast, timeless = self._live_ms, self._derived_ms, self._timeless
+        now, dnow, floor = self._live_now, self._derived_now, self._floor_ms
+        seq, dn = self._seq, self._derived_n
+        meta: list[int] = []  # inputs: stream, ms, seq per entry
+        add = meta.append
+        dmeta: list[int] = []
+        dpos: list[int] = []  # where the derived events are in `events`
+        for event in events:
+            t = type(event)
+            ticker = getattr(event, "ticker", None)
+            by_ticker = cache.get(t)
+            ix = by_ticker.get(ticker) if by_ticker is not None else None
+            if ix is None:
+                ix = self._register(event, ticker)  # grows live, dlast, timeless in place
+            # the stream's id clock (IdClock.ms, inlined)
+            if t in input_types:
+                ts = event.ts  # type: ignore[attr-defined]
+                prev = live[ix]
+                if ts > 0:
+                    ms = ts // 1_000_000
+                    if ms > now:
+                        now = ms
+                    if ms < prev:
+                        ms = prev
+                else:
+                    ms = prev or now or (floor if timeless[ix] else 0)
+                live[ix] = ms
+                seq += 1
+                add(ix)
+                add(ms)
+                add(seq)
+            else:
+                ts = getattr(event, "ts", 0)
+                prev = dlast[ix]
+                if ts > 0:
+                    ms = ts // 1_000_000
+                    if ms > dnow:
+                        dnow = ms
+                    if ms < prev:
+                        ms = prev
+                else:
+                    ms = prev or dnow or (floor if timeless[ix] else 0)
+                dlast[ix] = ms
+                dn += 1
+                dpos.append(len(meta) // 3 + len(dpos))
+                dmeta += (ix, ms, dn)
+        self._seq, self._derived_n = seq, dn
+        self._live_now, self._derived_now = now, dnow
+        if not dpos:
+            self._add_inputs(meta, payloads, now)
+        elif len(dpos) == len(events):
+            self._add_derived(dmeta, payloads)
+        else:
+            derived = set(dpos)
+            self._add_inputs(meta, [p for i, p in enumerate(payloads) if i not in derived], now)
+            self._add_derived(dmeta, [payloads[i] for i in dpos])
+
+    def _add_inputs(self, meta: list[int], payloads: list[bytes], now: int) -> None:
+        """Append a chunk of inputs; beyond the backlog bound the oldest entries fall back to the journal (they are
+        counted once read from there)."""
+        n = len(payloads)
+        if not n:
+            return
+        chunk = _Chunk(meta, list(map(len, payloads)), b"".join(payloads), now)
+        inputs = self._inputs
+        over = self._n_inputs + n - self.cfg.backlog
+        if over > 0:
+            self._st["spilled"] += over
+            while over > 0 and inputs:
+                first = inputs[0]
+                k = len(first.lens)
+                if k <= over:
+                    inputs.popleft()
+                    self._n_inputs -= k
+                    over -= k
+                else:
+                    first.drop_front(over)
+                    self._n_inputs -= over
+                    over = 0
+            if over >= n:
+                return
+            if over:
+                chunk.drop_front(over)
+                n -= over
+        inputs.append(chunk)
+        self._n_inputs += n
+
+    def _add_derived(self, meta: list[int], payloads: list[bytes]) -> None:
+        """Append a chunk of derived entries; beyond the backlog bound new ones are dropped and counted."""
+        n = len(payloads)
+        room = self.cfg.backlog - self._n_derived
+        if n > room:
+            self._st["dropped"] += n - max(room, 0)
+            if room <= 0:
+                return
+            del meta[3 * room:]
+            payloads = payloads[:room]
+            n = room
+        self._derived.append(_Chunk(meta, list(map(len, payloads)), b"".join(payloads), 0))
+        self._n_derived += n
+
+    def _catchup_stream(self, head: _Head, payload: bytes) -> tuple[str, int, bool]:
+        """(stream key, index, timeless) of a journal frame, checked as an input event of a known schema version."""
+        if not 1 <= head.v <= SCHEMA_VERSION or head.type not in _INPUT_KIND:
+            codec.decode_input(payload)  # raises the CodecError that says what is wrong
+            raise codec.CodecError(f"not an input event: {head.type!r} (schema v{head.v})")
+        kind = _INPUT_KIND[head.type]
+        key = stream_key(self.prefix, kind, head.ticker)
+        stream = self._catchup_streams[(head.type, head.ticker)] = (key, self._ix(key), kind in NO_TICKER_KINDS)
+        return stream
+
+    def _register(self, event: Event, ticker: Any) -> int:
+        """The stream index of `event`, remembered for its type and ticker."""
+        ix = self._ix(key_of(self.prefix, event))
+        self._ix_cache.setdefault(type(event), {})[ticker] = ix
+        return ix
+
+    def _ix(self, key: str) -> int:
+        """The index of stream `key` (1, 2, ...), numbering it on first use."""
+        ix = self._stream_ix.get(key)
+        if ix is None:
+            self._streams.append(key)
+            ix = self._stream_ix[key] = len(self._streams)
+            kind = key[len(self.prefix) + 1:].split(":", 1)[0]
+            self._maxlens.append(str(self._maxlen.get(kind, self.cfg.maxlen)))
+            self._timeless.append(kind in NO_TICKER_KINDS)
+            self._live_ms.append(0)
+            self._derived_ms.append(0)
+            self._keys_arg = None
+        return ix
 
     async def catch_up_journal(self, timeout: float | None = None) -> int:
         """Write a finished journal (one not being appended to by this writer) into Valkey, resuming from the
@@ -347,7 +565,7 @@ class ValkeyWriter:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self._st)
         gap = self._gap_end() - self._acked if self._journal_dir is not None else 0
-        out.update(connected=self._connected, backlog=len(self._inputs) + len(self._derived),
+        out.update(connected=self._connected, backlog=self._n_inputs + self._n_derived,
                    catchup_pending=max(gap, 0), acked_seq=self._acked, enqueued_seq=self._seq,
                    url=mask_url(self.url))
         return out
@@ -377,9 +595,8 @@ class ValkeyWriter:
             log.warning("valkey: server has this run only up to event %d of %d acknowledged (restarted without "
                         "persistence?); catching up from the journal", remote, self._acked)
         self._acked = remote
-        self._clock_ack = IdClock(self._clock_live.floor_ms, last, now)
-        while self._inputs and self._inputs[0][0] <= remote:
-            self._inputs.popleft()
+        self._clock_ack = IdClock(self._floor_ms, last, now)
+        self._forget_inputs(remote)
         if self._down_since is not None:
             log.info("valkey: reconnected to %s after %.1f s", mask_url(self.url), time.monotonic() - self._down_since)
             self._st["reconnects"] += 1
@@ -421,6 +638,10 @@ class ValkeyWriter:
                 if self._closing and not self._has_work():
                     return
                 await self._nap(interval)
+            elif self._partial and not self._closing:
+                # less than a full batch was waiting: let the next one fill for up to an interval (enqueue wakes us
+                # as soon as `max_batch` entries wait) rather than paying a call per handful of entries
+                await self._nap(interval)
 
     def _check_wiring(self) -> None:
         """Between batches both sides have seen the same input events; if not, ids will not match the journal."""
@@ -443,7 +664,20 @@ class ValkeyWriter:
 
     def _gap_end(self) -> int:
         """Inputs up to this seq are not in the backlog: they must come from the journal."""
-        return self._inputs[0][0] - 1 if self._inputs else self._seq
+        return self._inputs[0].first - 1 if self._inputs else self._seq
+
+    def _forget_inputs(self, seq: int) -> None:
+        """Drop the backlog's inputs up to `seq` (they are in Valkey)."""
+        inputs = self._inputs
+        while inputs and inputs[0].first <= seq:
+            first = inputs[0]
+            if first.last <= seq:
+                inputs.popleft()
+                self._n_inputs -= len(first.lens)
+            else:
+                k = seq - first.first + 1
+                first.drop_front(k)
+                self._n_inputs -= k
 
     def _has_work(self) -> bool:
         return bool(self._inputs or self._derived or self._pending_state or self._pending_summary
@@ -451,12 +685,16 @@ class ValkeyWriter:
 
     async def _step(self) -> bool:
         """One transaction: journal catch-up if there is a gap before the backlog, else live entries."""
+        self._partial = False
         gap_end = self._gap_end()
         if self._acked < gap_end:
             if self._journal_dir is None or self._tail is None:
                 self._st["lost"] += gap_end - self._acked
-                log.error("valkey: %d input events could not be written and there is no journal to recover them",
-                          gap_end - self._acked)
+                now = time.monotonic()
+                if now >= self._next_lost_log:  # once every few seconds, not once per batch (replay floods)
+                    self._next_lost_log = now + 5.0
+                    log.error("valkey: %d input events could not be written and there is no journal to recover them "
+                              "(%d so far)", gap_end - self._acked, self._st["lost"])
                 self._acked = gap_end
                 return True
             return await self._catch_up_step(gap_end)
@@ -466,37 +704,29 @@ class ValkeyWriter:
         inputs, derived = self._inputs, self._derived
         if not inputs and not derived:
             return False
-        n_in = min(len(inputs), self.cfg.max_batch)
-        n_de = min(len(derived), max(self.cfg.max_batch - n_in, self.cfg.max_batch // 4))
+        max_batch = self.cfg.max_batch
         t0 = time.perf_counter()
-        encode = codec.encode
-        entries: list[tuple[str, str, bytes]] = []
-        touched: dict[str, int] = {}  # progress fields: "ms:<stream>" and "now"
-        last_seq = self._acked
-        now = self._clock_ack.now
-        for i in range(n_in):
-            seq, key, ms, event = inputs[i]
-            entries.append((key, f"{ms}-{seq}", encode(event)))
-            touched["ms:" + key] = ms
-            last_seq = seq
-            if event.ts // 1_000_000 > now:  # type: ignore[attr-defined]
-                now = event.ts // 1_000_000  # type: ignore[attr-defined]
-        touched["now"] = now
-        for i in range(n_de):
-            key, sid, event = derived[i]
-            entries.append((key, sid, encode(event)))
-        await self._write(entries, last_seq if n_in else None, touched)
-        for _ in range(n_in):
-            inputs.popleft()
-        for _ in range(n_de):
-            derived.popleft()
-        if n_in:
+        # less than a full batch waiting: after this one, let the next fill for a while (see _run)
+        self._partial = self._n_inputs + self._n_derived < max_batch
+        ins = _take(inputs, max_batch)
+        n_in = sum(len(c.lens) for c in ins)
+        des = _take(derived, max(max_batch - n_in, max_batch // 4))
+        n_de = sum(len(c.lens) for c in des)
+        last_seq, now = (ins[-1].last, ins[-1].now) if ins else (None, 0)
+        last_ms = await self._write(_pack(ins), _pack(des), last_seq, now)
+        # what was written leaves the backlogs (by seq: enqueue may have spilled some of it meanwhile)
+        if des:
+            last_n = des[-1].last
+            while derived and derived[0].last <= last_n:
+                self._n_derived -= len(derived.popleft().lens)
+        if last_seq is not None:
+            self._forget_inputs(last_seq)
             self._acked = last_seq
             ack = self._clock_ack
             ack.now = now
-            for field, ms in touched.items():
-                if field.startswith("ms:"):
-                    ack.last[field[3:]] = ms
+            streams = self._streams
+            for i in range(0, len(last_ms), 2):
+                ack.last[streams[int(last_ms[i]) - 1]] = int(last_ms[i + 1])
         self._account(n_in + n_de, n_in, t0)
         return True
 
@@ -525,27 +755,48 @@ class ValkeyWriter:
             return False  # not on disk yet: try again next interval
         if frames[0][0] > want:
             self._st["lost"] += frames[0][0] - want
-        decode = codec.decode_input
-        prefix = self.prefix
+        # only the type, ticker and time of each frame matter here: a light decode, the stream by (type, ticker)
+        # from a cache, the ack clock's rules (IdClock.ms) inlined
+        head = _head_decoder.decode
+        streams = self._catchup_streams
         clock = self._clock_ack.copy()
-        entries: list[tuple[str, str, bytes]] = []
-        touched: dict[str, int] = {}
+        last, now, floor = clock.last, clock.now, clock.floor_ms
+        schema = SCHEMA_VERSION
+        meta: list[int] = []
         for seq, payload in frames:
-            event = decode(payload)
-            key = key_of(prefix, event)
-            ms = clock.ms(key, event.ts, type(event) is State or type(event) is InvalidTicker)
-            entries.append((key, f"{ms}-{seq}", payload))
-            touched["ms:" + key] = ms
-        touched["now"] = clock.now
+            try:
+                h = head(payload)
+            except msgspec.DecodeError:
+                codec.decode_input(payload)  # raises the CodecError that says what is wrong
+                raise
+            stream = streams.get((h.type, h.ticker))
+            if stream is None or h.v != schema:
+                stream = self._catchup_stream(h, payload)
+            key, ix, timeless = stream
+            ts = h.ts
+            prev = last.get(key, 0)
+            if ts > 0:
+                ms = ts // 1_000_000
+                if ms > now:
+                    now = ms
+                if ms < prev:
+                    ms = prev
+            else:
+                ms = prev or now or (floor if timeless else 0)
+            last[key] = ms
+            meta += (ix, ms, seq)
+        clock.now = now
         last_seq = frames[-1][0]
         derived = self._derived
-        n_de = min(len(derived), self.cfg.max_batch // 4)
-        for i in range(n_de):
-            key, sid, event = derived[i]
-            entries.append((key, sid, codec.encode(event)))
-        await self._write(entries, last_seq, touched)
-        for _ in range(n_de):
-            derived.popleft()
+        des = _take(derived, self.cfg.max_batch // 4)
+        n_de = sum(len(c.lens) for c in des)
+        payloads = [p for _seq, p in frames]
+        await self._write((_encode(meta), _encode(list(map(len, payloads))), b"".join(payloads)), _pack(des),
+                          last_seq, clock.now)
+        if des:
+            last_n = des[-1].last
+            while derived and derived[0].last <= last_n:
+                self._n_derived -= len(derived.popleft().lens)
         self._acked = last_seq
         self._clock_ack = clock
         self._st["caught_up"] += len(frames)
@@ -559,36 +810,20 @@ class ValkeyWriter:
             await asyncio.sleep(spent * (1 - duty) / duty)
         return True
 
-    async def _write(self, entries: list[tuple[str, str, bytes]], last_seq: int | None,
-                     touched: dict[str, int]) -> None:
-        """One server-side script call: every XADD of the batch, then the progress hash (see _WRITE_LUA)."""
-        keys = [self._progress_key]
-        index: dict[str, int] = {}
-        body: list[Any] = []
-        for key, sid, payload in entries:
-            ix = index.get(key)
-            if ix is None:
-                ix = index[key] = len(keys)
-                keys.append(key)
-            body += (ix, sid, payload)
-        args: list[Any] = ["" if last_seq is None else last_seq, len(touched) if last_seq is not None else 0]
-        if last_seq is not None:
-            for field, value in touched.items():
-                args += (field, value)
-        args += [self._maxlen_for(k) for k in keys[1:]]
-        args += body
+    async def _write(self, inputs: tuple[bytes, bytes, bytes], derived: tuple[bytes, bytes, bytes],
+                     last_seq: int | None, now: int) -> list[Any]:
+        """One server-side script call: every XADD of the batch, then the progress hash (see _WRITE_LUA). Returns
+        [stream index, ms of its last input entry, ...]."""
+        if self._keys_arg is None:
+            self._keys_arg = [self._progress_key, *self._streams]
+            self._maxlen_arg = _encode(self._maxlens)
         if self._script is None:
             self._script = self._client.register_script(_WRITE_LUA)  # type: ignore[union-attr]
-        _added, dups = await self._script(keys=keys, args=args)
-        if dups:
-            self._st["duplicates"] += int(dups)
-
-    def _maxlen_for(self, key: str) -> int:
-        n = self._maxlen_of_key.get(key)
-        if n is None:
-            kind = key[len(self.prefix) + 1:].split(":", 1)[0]
-            n = self._maxlen_of_key[key] = self._maxlen.get(kind, self.cfg.maxlen)
-        return n
+        out = await self._script(keys=self._keys_arg, args=["" if last_seq is None else last_seq, now,
+                                                            self._maxlen_arg, *inputs, *derived])
+        if out[1]:
+            self._st["duplicates"] += int(out[1])
+        return out[2:]
 
     def _account(self, n: int, n_in: int, t0: float) -> None:
         ms = (time.perf_counter() - t0) * 1000
@@ -625,6 +860,19 @@ class ValkeyWriter:
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.zadd(f"{self.prefix}:runs", {run_id: time.time()})
         await pipe.execute()
+
+
+def _take(chunks: deque[_Chunk], limit: int) -> list[_Chunk]:
+    """The first chunks holding at most `limit` entries together (at least one chunk)."""
+    out: list[_Chunk] = []
+    n = 0
+    for c in chunks:
+        k = len(c.lens)
+        if out and n + k > limit:
+            break
+        out.append(c)
+        n += k
+    return out
 
 
 def _last_seq(journal_dir: Path) -> int:

@@ -4,12 +4,14 @@ Sending never waits: every send is NOBLOCK. With `zmq.count_drops` (default) the
 XPUB_NODROP, so a subscriber whose queue reached `zmq.hwm` makes the send fail at once and the message is counted
 as dropped (every subscriber misses that one message). With `count_drops = false` it behaves as a plain PUB: only
 the slow subscriber loses messages, silently for us; subscribers always see their own losses as gaps in the
-per-topic "seq" of the payloads. docs/OUTPUTS.md is the contract for subscribers in any language.
+per-topic "seq" of the payloads. Messages no subscriber asked for (the XPUB reports every subscription) are never
+handed to ZeroMQ. docs/OUTPUTS.md is the contract for subscribers in any language.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any
 
@@ -66,6 +68,7 @@ def _sub_key(event: Event) -> Any:
 # the Cython send of the socket, without the Python wrapper of zmq.Socket.send (routing_id/group handling we do not
 # use): a third of the cost of a send on this path, and send_multipart is two of those plus a loop in Python
 _send = zmq.backend.Socket.send
+_SUB_CHECK = 0.001  # seconds between reads of the subscriptions while publishing
 
 
 class Publisher:
@@ -76,12 +79,17 @@ class Publisher:
         self.endpoint = cfg.endpoint
         self._ctx: zmq.Context[Any] | None = None
         self._sock: zmq.Socket[Any] | None = None
-        self._topics: dict[type, dict[Any, list[Any]]] = {}  # type -> ticker -> [topic bytes, seq]
+        # type -> ticker -> [topic bytes, seq, subscription generation, wanted by a subscriber]
+        self._topics: dict[type, dict[Any, list[Any]]] = {}
         self._by_topic: dict[bytes, list[Any]] = {}
         self._sent = 0
+        self._unsubscribed = 0
         self._dropped = 0
         self._errors = 0
         self._subscriptions: dict[bytes, int] = {}
+        self._prefixes: tuple[bytes, ...] = ()  # what subscribers want, as the XPUB told us
+        self._sub_gen = 0
+        self._next_sub_check = 0.0
         self._sub_task: asyncio.Task[None] | None = None
         self._warned_drop = False
         self._finalizer: weakref.finalize | None = None
@@ -110,24 +118,44 @@ class Publisher:
         self._finalizer = weakref.finalize(self, ctx.destroy, 0)
         self._topics.clear()
         self._by_topic.clear()
+        self._subscriptions.clear()
+        self._prefixes = ()
+        self._sub_gen += 1
+        self._next_sub_check = 0.0
         self._sub_task = asyncio.get_running_loop().create_task(self._read_subscriptions(), name="zmq-subscriptions")
         log.info("zmq: publishing on %s (hwm %d, count_drops %s)", self.endpoint, self.cfg.hwm, self.cfg.count_drops)
 
     def publish(self, events: list[Event], payloads: list[bytes] | None = None) -> None:
         """Send each event as [topic, payload + its topic's "seq"] with NOBLOCK; a full subscriber queue counts a
-        drop. `payloads` are the events' `codec.encode` bytes when the caller already has them. Never awaits."""
+        drop. `payloads` are the events' `codec.encode` bytes when the caller already has them. Never awaits.
+
+        A message no subscriber asked for is not handed to ZeroMQ at all (it would only discard it): it counts as
+        sent (and as `no_subscriber`) and takes no "seq", which counts what ZeroMQ was given on the topic.
+        Subscriptions are read at most every millisecond while publishing, so a new subscriber may miss up to that
+        much more than ZeroMQ's own slow-joiner window (docs/OUTPUTS.md)."""
         sock = self._sock
         if sock is None or not events:
+            return
+        now = time.monotonic()
+        if now >= self._next_sub_check:
+            self._next_sub_check = now + _SUB_CHECK
+            self._drain_subscriptions(sock)
+        if not self._prefixes:  # nobody listens: nothing to encode or send
+            self._sent += len(events)
+            self._unsubscribed += len(events)
             return
         if payloads is None:
             payloads = codec.encode_batch(events)
         topics = self._topics
+        gen = self._sub_gen
         send = _send
         more = zmq.SNDMORE | zmq.NOBLOCK
         noblock = zmq.NOBLOCK
-        with_seq = codec.with_seq
+        # codec.with_seq, inlined for the usual fixmap payload: a new header with "v" and "seq", then the rest
+        heads, encode_seq, join, with_seq = codec._WITH_V_SEQ, codec._encoder.encode, b"".join, codec.with_seq
+        at = codec._AFTER_V
         ticker_types = _TICKER_TYPES
-        sent = 0
+        sent = unsubscribed = 0
         for event, payload in zip(events, payloads):
             t = type(event)
             by_sub = topics.get(t)
@@ -137,11 +165,19 @@ class Publisher:
             entry = by_sub.get(sub)
             if entry is None:
                 entry = by_sub[sub] = self._entry(event)
-            entry[1] += 1
+            if entry[2] != gen:
+                entry[2] = gen
+                entry[3] = entry[0].startswith(self._prefixes)
+            if not entry[3]:
+                unsubscribed += 1
+                continue
+            seq = entry[1] = entry[1] + 1
+            head = heads.get(payload[0])
             try:
                 # [topic, payload] as one message: once the first frame is queued, ZeroMQ queues the second
                 send(sock, entry[0], more)
-                send(sock, with_seq(payload, entry[1]), noblock)
+                send(sock, join((head, encode_seq(seq), payload[at:])) if head is not None else with_seq(payload, seq),
+                     noblock)
                 sent += 1
             except zmq.Again:
                 self._dropped += 1
@@ -153,15 +189,39 @@ class Publisher:
                 self._errors += 1
                 if self._errors == 1:
                     log.error("zmq: send failed: %s", err)
-        self._sent += sent
+        self._sent += sent + unsubscribed
+        self._unsubscribed += unsubscribed
 
     def _entry(self, event: Event) -> list[Any]:
-        """[topic bytes, seq]: one per topic, shared by the types published under it (State, InvalidTicker)."""
+        """[topic bytes, seq, subscription generation, wanted]: one per topic, shared by the types published under it
+        (State, InvalidTicker share "state" and its seq)."""
         topic = topic_of(event).encode()
         entry = self._by_topic.get(topic)
         if entry is None:
-            entry = self._by_topic[topic] = [topic, 0]
+            entry = self._by_topic[topic] = [topic, 0, -1, False]
         return entry
+
+    def _drain_subscriptions(self, sock: zmq.Socket[Any]) -> None:
+        """Read XPUB's subscribe/unsubscribe messages (one per distinct prefix: the socket is not verbose) and
+        update the prefixes publish() sends to."""
+        changed = False
+        try:
+            while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                msg = sock.recv(zmq.NOBLOCK)
+                if not msg:
+                    continue
+                prefix = msg[1:]
+                if msg[0] == 1:
+                    self._subscriptions[prefix] = self._subscriptions.get(prefix, 0) + 1
+                    changed = True
+                elif msg[0] == 0 and self._subscriptions.get(prefix):
+                    self._subscriptions[prefix] -= 1
+                    changed = True
+        except zmq.ZMQError:
+            return
+        if changed:
+            self._prefixes = tuple(p for p, n in self._subscriptions.items() if n > 0)
+            self._sub_gen += 1
 
     async def close(self) -> None:
         if self._sub_task is not None:
@@ -179,26 +239,13 @@ class Publisher:
 
     def stats(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "sent": self._sent, "dropped": self._dropped, "errors": self._errors,
-                "subscribed_prefixes": sum(1 for n in self._subscriptions.values() if n > 0)}
+                "subscribed_prefixes": len(self._prefixes), "no_subscriber": self._unsubscribed}
 
     async def _read_subscriptions(self) -> None:
-        """Drain XPUB's subscribe/unsubscribe messages (so they never pile up) and count them for stats()."""
+        """Keep reading subscriptions while nothing is published (so they never pile up and stats() is current)."""
         while True:
             await asyncio.sleep(0.2)
             sock = self._sock
             if sock is None:
                 return
-            while True:
-                try:
-                    msg = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                except zmq.ZMQError:
-                    return
-                if not msg:
-                    continue
-                prefix = msg[1:]
-                if msg[0] == 1:
-                    self._subscriptions[prefix] = self._subscriptions.get(prefix, 0) + 1
-                elif msg[0] == 0 and self._subscriptions.get(prefix):
-                    self._subscriptions[prefix] -= 1
+            self._drain_subscriptions(sock)

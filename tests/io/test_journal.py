@@ -181,3 +181,28 @@ def codec_decode(payload):
     from app.io.codec import decode_input
 
     return decode_input(payload)
+
+
+def test_one_append_larger_than_a_part_is_split_at_frame_boundaries(tmp_path):
+    """An append is buffered as one block; rotation still cuts between frames, never inside one, and the bytes
+    are exactly what appending event by event writes."""
+    from app.io import codec
+
+    events = inputs(6000)
+    whole = asyncio.run(_write(tmp_path / "a", events, JournalConfig(rotate_mb=0.1), batch=6000))
+    single = asyncio.run(_write(tmp_path / "b", events, JournalConfig(rotate_mb=0.1), batch=1))
+    parts = sorted(whole.path.glob("*.hmj"))
+    assert len(parts) > 5
+    assert list(read_journal(whole.path)) == events
+    assert [read_header(p)["first_seq"] for p in parts] == [read_header(p)["first_seq"]
+                                                           for p in sorted(single.path.glob("*.hmj"))]
+    assert [f for f in iter_frames(whole.path)] == [f for f in iter_frames(single.path)]
+    # payloads given by the caller are used as they are
+    async def with_payloads():
+        j = Journal(tmp_path / "c", "r1", JournalConfig())
+        await j.open()
+        j.append(events[:10], codec.encode_batch(events[:10]))
+        await j.close()
+        return j
+
+    assert list(read_journal(asyncio.run(with_payloads()).path)) == events[:10]

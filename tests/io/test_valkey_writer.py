@@ -292,3 +292,63 @@ def test_events_without_a_time_do_not_drag_a_stream_to_the_wall_clock(valkey_url
     assert [int(i.split("-")[0]) for i in got["hmarl:trade:WDOZ26"]] == [ms0] * 4 + [ms0 + 1]
     state_ms = [int(i.split("-")[0]) for i in got["hmarl:state"]]
     assert state_ms[0] == state_ms[1] > ms0  # states: the run's start (wall clock), as they carry no time
+
+
+def test_mixed_and_oversized_batches_keep_the_journal_ids_and_bytes(valkey_url, tmp_path):
+    """One enqueue() with inputs and derived events mixed, larger than max_batch, with payloads given by the caller
+    (as the pipeline does) and a book far larger than 64 KB: the streams hold the journal's ids and bytes."""
+    from app.events import Book
+    from app.io import codec
+
+    async def main():
+        j = Journal(tmp_path, "run-m", JournalConfig())
+        await j.open()
+        w = ValkeyWriter(valkey_url, ValkeyConfig(max_batch=300), j)
+        await w.start()
+        huge = Book(ticker="WDOZ26", ts=T0 + 5, side="ask", received_ns=1,
+                    levels=tuple((5000.0 + i * 0.5, i, 1) for i in range(8000)))
+        events = [*inputs(700), huge, *inputs(200)[1:]]
+        derived = one_of_each()[4:]
+        mixed = events[:400] + derived + events[400:]
+        j.append(events)
+        w.enqueue(mixed, codec.encode_batch(mixed))
+        await j.close()
+        await w.close()
+        exp = {}
+        for key, sid, payload in entries_from_journal(j.path):
+            exp.setdefault(key, []).append((sid, payload))
+        c = redis.from_url(valkey_url)
+        got = {k: [(sid.decode(), f[b"d"]) for sid, f in await c.xrange(k)] for k in exp}
+        n_derived = sum([await c.xlen(k) for k in ("hmarl:signal:WDOZ26", "hmarl:decision:WDOZ26",
+                                                   "hmarl:order:WDOZ26", "hmarl:fill:WDOZ26",
+                                                   "hmarl:position:WDOZ26", "hmarl:reward:WDOZ26",
+                                                   "hmarl:risk:WDOZ26", "hmarl:metric")])
+        await c.aclose()
+        return exp, got, n_derived, len(codec.encode(huge)), w.stats()
+
+    exp, got, n_derived, huge_len, stats = asyncio.run(main())
+    assert huge_len > 65_536
+    assert got == exp and sum(len(v) for v in exp.values()) == 900
+    assert n_derived == 8 and stats["written"] == 908 and stats["batches"] >= 4
+
+
+def test_the_backlog_keeps_exactly_the_newest_inputs(tmp_path):
+    """Valkey unreachable: beyond `backlog` the oldest inputs leave memory (for the journal to supply later),
+    entry by entry even though they were enqueued in batches."""
+    async def main():
+        j = Journal(tmp_path, "run-b", JournalConfig())
+        await j.open()
+        w = ValkeyWriter(f"redis://127.0.0.1:{free_port()}/0", ValkeyConfig(backlog=250, timeout=0.2), j)
+        await w.start()
+        events = inputs(1000)
+        for k in range(0, 1000, 64):
+            j.append(events[k:k + 64])
+            w.enqueue(events[k:k + 64])
+        st = w.stats()
+        w.cfg = ValkeyConfig(backlog=250, timeout=0.2, close_timeout=0.3)
+        await w.close()
+        await j.close()
+        return st
+
+    st = asyncio.run(main())
+    assert st["spilled"] == 750 and st["backlog"] == 250 and st["catchup_pending"] == 750

@@ -172,3 +172,35 @@ def test_tail_human_lines():
     t = msgspec.msgpack.decode(__import__("app.io.codec", fromlist=["x"]).encode(trade(3)))
     line = format_line("trade.WDOZ26", t)
     assert "trade.WDOZ26" in line and "5001.5" in line and "x4" in line and "buy" in line
+
+
+def test_topics_nobody_subscribed_to_are_not_sent_and_take_no_seq():
+    """ZeroMQ would discard them anyway: the publisher does not hand them over, still counts them as sent, and a
+    topic's "seq" counts what a subscriber could have received, so it stays gap-free."""
+    from app.events import InvalidTicker, State
+
+    async def main():
+        async with publisher() as pub:
+            pub.publish([trade(i) for i in range(100)])  # nobody listens yet
+            quiet = pub.stats()
+            async with subscriber(pub.endpoint, b"trade.WINZ26") as sub, subscriber(pub.endpoint, b"state") as st:
+                await _wait_subscribed(pub, sub, "WINZ26XX")
+                for _ in range(100):  # the "state" subscription reaches the publisher too
+                    if pub.stats()["subscribed_prefixes"] == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                pub.publish([trade(i, ticker="WINZ26" if i % 2 else "WDOZ26") for i in range(10)])
+                pub.publish([State(conn_type=2, result=4, name="MARKET_CONNECTED", received_ns=1),
+                             InvalidTicker(ticker="XXXX", exchange="F", received_ns=2)])
+                wins = [msgspec.msgpack.decode((await asyncio.wait_for(sub.recv_multipart(), 5))[1])["seq"]
+                        for _ in range(5)]
+                states = [msgspec.msgpack.decode((await asyncio.wait_for(st.recv_multipart(), 5))[1])
+                          for _ in range(2)]
+                return quiet, wins, states, pub.stats()
+
+    quiet, wins, states, stats = asyncio.run(main())
+    assert quiet["sent"] == 100 and quiet["no_subscriber"] == 100 and quiet["subscribed_prefixes"] == 0
+    assert wins == [1, 2, 3, 4, 5]
+    # State and InvalidTicker share the "state" topic, so they share its counter
+    assert [(m["type"], m["seq"]) for m in states] == [("State", 1), ("InvalidTicker", 2)]
+    assert stats["subscribed_prefixes"] == 2 and stats["no_subscriber"] >= 105 and stats["dropped"] == 0
