@@ -17,6 +17,12 @@ def test_run_json_reports_trades_for_both_tickers_with_zero_gaps():
         assert summary["callback_to_loop_us"][key] > 0
     assert summary["bridge_max_depth"] >= 1
     assert summary["violations"] == 0
+    # the outputs really ran: every input event journaled and in Valkey, everything published
+    inputs = sum(summary["events"].values())
+    assert summary["journal"]["frames"] == inputs and summary["journal"]["error"] is None
+    assert summary["valkey"]["inputs_written"] == inputs and summary["valkey"]["errors"] == 0
+    assert summary["zmq"]["sent"] >= inputs + summary["decisions"] and summary["zmq"]["errors"] == 0
+    assert "Traceback" not in proc.stderr
 
 
 def test_run_prints_a_status_line_every_second_without_json():
