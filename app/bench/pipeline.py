@@ -93,9 +93,8 @@ async def pipeline_point(rate: float | None, seconds: float, max_trades: int, wa
         counts = pipe.continuity.counts
         if rate is not None:
             await asyncio.sleep(warmup)
-        else:  # full speed: measure from 5 % of the trades on (start-up excluded) to the last one
-            while counts["trade"] < max_trades // 20:
-                await asyncio.sleep(0.001)
+        # full speed: measured from the moment the feed is subscribed to the last trade consumed (a drain can take
+        # thousands of events at once, so a threshold partway through could be jumped over)
         bridge = app.feed.bridge  # type: ignore[attr-defined]
         pipe.decision_latency = LatencyHistogram()
         bridge.latency = LatencyHistogram()
