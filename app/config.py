@@ -86,7 +86,7 @@ class SimulatorConfig(_Section):
     max_trades: NonNegativeInt = 0
     # what a second initialize after finalize does: "error" (NL_INTERNAL_ERROR) or "abort" (kill the process)
     reinit: Literal["error", "abort"] = "error"
-    # sim clock start, local B3 time "YYYY-MM-DD HH:MM:SS" ("" = today 10:00)
+    # sim clock start, local B3 time "YYYY-MM-DD HH:MM:SS" ("" = now: every run has its own exchange times)
     start: str = ""
     # path to a stand-in build to use instead of the packaged one ("" = packaged)
     library: str = ""

@@ -34,6 +34,7 @@ STATE_NAME = "hierarchy"
 INITIAL_STATE_FILE = "initial_state.msgpack"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+VALKEY_COMPLETE_FILE = "valkey.complete"  # every input event of the run is in Valkey
 _digest_encoder = msgspec.msgpack.Encoder()
 
 
@@ -95,6 +96,9 @@ class Pipeline:
             await self.journal.open()
         if cfg.valkey.enabled:
             await self._start_valkey(data_dir)
+            if self.journal is not None:
+                # before this run writes: stream ids only grow, so an earlier run must be in first
+                await self._catch_up_earlier_runs()
         state = self.initial_state
         if state is None and self.writer is not None and not self.fresh and not self.replay:
             from app.io.valkey_writer import ValkeyUnavailable
@@ -119,7 +123,9 @@ class Pipeline:
             self.publisher = Publisher(cfg.zmq)
             await self.publisher.start()
         if not self.replay:
-            self._tasks.append(asyncio.get_running_loop().create_task(self._periodic(), name="pipeline-periodic"))
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self._periodic(), name="pipeline-periodic"))
+
 
     async def _start_valkey(self, data_dir: Path) -> None:
         from app.io.valkey_server import ValkeyServer
@@ -147,6 +153,9 @@ class Pipeline:
             if self.journal is not None:
                 await self.journal.close()
                 self._write_run_summary(summary or self.summary())
+                vk = self.writer.stats() if self.writer is not None else None
+                if vk is not None and vk.get("acked_seq") == self.journal.stats()["seq"]:
+                    (self.journal.path / VALKEY_COMPLETE_FILE).write_text(str(vk["acked_seq"]))
         finally:
             if self.publisher is not None:
                 await self.publisher.close()
@@ -197,6 +206,30 @@ class Pipeline:
             writer.enqueue(batch, payloads)
             if outputs:
                 writer.enqueue(outputs, out_payloads)
+
+    async def _catch_up_earlier_runs(self) -> None:
+        """Runs that ended before Valkey had everything (it was down, or a flood outran it at stop) are written
+        in from their journals before this run starts: nothing journaled stays missing from Valkey."""
+        from app.io.valkey_writer import ValkeyWriter
+
+        assert self.journal is not None and self.server is not None
+        for run_dir in sorted(p for p in self.journal.path.parent.iterdir() if p.is_dir()):
+            if run_dir == self.journal.path or (run_dir / VALKEY_COMPLETE_FILE).exists():
+                continue
+            if not any(run_dir.glob("*.hmj")):
+                continue
+            log.info("valkey: writing earlier run %s from its journal first", run_dir.name)
+            writer = ValkeyWriter(self.server.url, self.cfg.valkey, run_dir, run_id=run_dir.name)
+            await writer.start()
+            try:
+                last = await writer.catch_up_journal(timeout=600)
+                (run_dir / VALKEY_COMPLETE_FILE).write_text(str(last))
+                log.info("valkey: earlier run %s is complete in Valkey (%d input events)", run_dir.name, last)
+            except (TimeoutError, OSError) as exc:
+                log.warning("valkey: could not catch up earlier run %s yet (%s); next start tries again",
+                            run_dir.name, exc)
+            finally:
+                await writer.close()
 
     def _write_run_summary(self, summary: dict[str, Any]) -> None:
         """The live measurements a replay cannot reproduce (latency), kept beside the journal for the report."""

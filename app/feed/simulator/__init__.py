@@ -89,14 +89,17 @@ class SimControl:
 
 
 def start_epoch(start: str) -> float:
-    """simulator.start ('YYYY-MM-DD HH:MM:SS', B3 local) -> UTC epoch seconds; '' = today 10:00 B3."""
+    """simulator.start ('YYYY-MM-DD HH:MM:SS', B3 local) -> UTC epoch seconds; '' = now.
+
+    Now, not a fixed hour: stream ids in Valkey follow exchange time, so two runs of the same seed must not claim
+    the same instants (the second would be refused as already stored)."""
     if start:
         try:
             local = datetime.strptime(start, "%Y-%m-%d %H:%M:%S").replace(tzinfo=B3_TZ)
         except ValueError:
             raise FeedError(f"simulator.start = {start!r} is not 'YYYY-MM-DD HH:MM:SS'; fix that value") from None
     else:
-        local = datetime.now(B3_TZ).replace(hour=10, minute=0, second=0, microsecond=0)
+        local = datetime.now(B3_TZ)
     return local.timestamp()
 
 
