@@ -43,6 +43,10 @@ def decision_fingerprint(d: Decision) -> bytes:
     return _digest_encoder.encode((d.ticker, d.ts, d.target, d.regime, d.weights, d.signals, d.reason, d.trade_id))
 
 
+class LearnedStateError(Exception):
+    """The saved learned state cannot be restored; the message says how to start anyway."""
+
+
 def masked_config(cfg: Config) -> dict[str, Any]:
     """The settings as kept beside the journal: a password in the Valkey URL never reaches a file."""
     from app.io.valkey_server import mask_url
@@ -134,7 +138,12 @@ class Pipeline:
                 raise ValkeyUnavailable(f"{exc}; start Valkey, or pass --fresh to start without learned state") \
                     from None
         if state:
-            self.hierarchy.restore(state)
+            try:
+                self.hierarchy.restore(state)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise LearnedStateError(
+                    f"the learned state saved by an earlier run is damaged ({type(exc).__name__}: {exc}); "
+                    "pass --fresh to start without it (the damaged copy stays in Valkey until overwritten)") from None
             self.restored = True
             log.info("restored learned state (%d tickers)", len(state.get("tickers", {})))
         if self.journal is not None:

@@ -19,9 +19,10 @@ from app.io.journal import JournalError
 from app.io.valkey_server import ValkeyServerError
 from app.io.valkey_writer import ValkeyUnavailable
 from app.loops import loop_factory, run as run_loop
+from app.pipeline import LearnedStateError
 
-# journal, Valkey and ZMQ failures at start: exit code 4
-OUTPUT_ERRORS = (OSError, JournalError, ValkeyServerError, ValkeyUnavailable)
+# journal, Valkey, ZMQ and stored-state failures at start: exit code 4
+OUTPUT_ERRORS = (OSError, JournalError, ValkeyServerError, ValkeyUnavailable, LearnedStateError)
 
 NAME = "run"
 HELP = "run the live pipeline on the configured feed (the built-in simulated DLL by default)"

@@ -95,3 +95,19 @@ def test_one_ctrl_c_delivered_twice_stops_cleanly_with_exit_0(tmp_path):
     assert "forcing exit" not in err
     summary = json.loads(out.strip().splitlines()[-1])
     assert sum(summary["trades"].values()) > 0
+
+
+def test_a_damaged_learned_state_is_refused_with_a_hint_to_use_fresh(tmp_path):
+    from app.loops import run as run_loop
+    from app.pipeline import LearnedStateError, Pipeline
+
+    cfg = config_mod.load(None, {"run.data_dir": str(tmp_path), "zmq.enabled": False, "valkey.enabled": False,
+                                 "journal.enabled": False})
+    damaged = {"version": 1, "tickers": {"WDOZ26": {"learner": {"g": [0.5, 0.5]}, "position": None}}}
+
+    async def main():
+        await Pipeline(cfg, initial_state=damaged).start()
+
+    with pytest.raises(LearnedStateError) as err:
+        run_loop(main, "asyncio")
+    assert "--fresh" in str(err.value) and "\n" not in str(err.value)
