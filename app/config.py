@@ -273,17 +273,21 @@ class ContractConfig(_Section):
 
 
 def _default_contracts() -> dict[str, ContractConfig]:
+    # the figures and their sources are in config.toml's [execution.contracts.*] comments; keep the two in step
     return {
         "WDO": ContractConfig(tick=0.5, point_value=10.0, fee=1.0),
         "DOL": ContractConfig(tick=0.5, point_value=50.0, fee=4.0),
         "WIN": ContractConfig(tick=5.0, point_value=0.2, fee=0.25),
-        "IND": ContractConfig(tick=5.0, point_value=1.0, fee=1.0),
+        "IND": ContractConfig(tick=5.0, point_value=1.0, fee=1.25),
     }
 
 
 class ExecutionConfig(_Section):
     mode: Literal["paper"] = "paper"  # live routing is not implemented
     slippage_ticks: NonNegative = 0.0  # added against us to every paper fill
+    # floor of the spread read from the tape when there is no book (no quote can be tighter than one tick); without
+    # a book a market order pays the touch that estimate implies, never the favourable side (app.execution.paper)
+    min_spread_ticks: Annotated[float, msgspec.Meta(ge=1, le=1000)] = 1.0
     # by root (first three letters of the ticker); tickers with no entry get signals but never orders
     contracts: dict[str, ContractConfig] = msgspec.field(default_factory=_default_contracts)
 

@@ -15,21 +15,11 @@ from typing import Protocol
 import numpy as np
 
 from app.events import Book, Signal, Trade
+from app.feed.b3time import DAY_NS, NS, SESSION_OPEN_NS, local_minute, session_day  # noqa: F401  (re-exported)
 
-NS = 1_000_000_000
-DAY_NS = 86_400 * NS
-B3_UTC_OFFSET_NS = -3 * 3600 * NS  # B3 local time = UTC-3 (no daylight saving since 2019)
-SESSION_OPEN_NS = 9 * 3600 * NS  # regular session opens 09:00 local: the daily reset point
-
-
-def session_day(ts: int) -> int:
-    """Trading-day number of an exchange timestamp; it changes at 09:00 B3 local time (the opening)."""
-    return (ts + B3_UTC_OFFSET_NS - SESSION_OPEN_NS) // DAY_NS
-
-
-def local_minute(ts: int) -> int:
-    """Minutes since B3 local midnight."""
-    return ((ts + B3_UTC_OFFSET_NS) // (60 * NS)) % 1440
+# Deprecated and wrong before 2019 (Brazil had DST): nothing here uses it; B3 time goes through app.feed.b3time.
+# Kept only until app/market/generator.py stops importing it.
+B3_UTC_OFFSET_NS = -3 * 3600 * NS
 
 
 def root_of(ticker: str) -> str:
@@ -100,16 +90,25 @@ class Ring:
         self.total = 0.0
 
 
+_SPREAD_ALPHA = 0.05  # tape spread EWMA weight per flip: about the last 20 bounces, seconds of a liquid B3 future
+
+
 class MarketState:
     """The book and trade facts of one ticker that every specialist reads; the desk updates it before they run.
 
-    `mid` and `spread` are from the book when there is one, else the last trade price and `spread` one tick.
+    `mid` and `spread` are from the book when there is one. Without a book `mid` is the last trade price and
+    `spread` is `tape_spread`: the bid-ask bounce read from the tape, an EWMA of |price change| between consecutive
+    trades whose aggressor flipped (a buy lifts the ask, the next sell hits the bid: the gap is the spread when the
+    quotes stood still; quote moves in between add noise of either sign that averages out), floored at
+    `min_spread_ticks` ticks because a market on a tick grid cannot quote tighter. The learner's cost model and the
+    paper executor's no-book fills read it. O(1) per trade: a few float operations.
     """
 
     __slots__ = ("ticker", "tick", "bid", "ask", "bid_qty", "ask_qty", "bids", "asks", "has_book", "last_price",
-                 "mid", "spread", "n_trades", "day", "mean_qty", "_qty_alpha")
+                 "last_sign", "mid", "spread", "tape_spread", "bounce", "flips", "min_spread", "n_trades", "day",
+                 "mean_qty", "_qty_alpha")
 
-    def __init__(self, ticker: str, tick: float) -> None:
+    def __init__(self, ticker: str, tick: float, min_spread_ticks: float = 1.0) -> None:
         self.ticker = ticker
         self.tick = tick
         self.bid = 0.0
@@ -120,8 +119,13 @@ class MarketState:
         self.asks: tuple[tuple[float, int, int], ...] = ()
         self.has_book = False
         self.last_price = 0.0
+        self.last_sign = 0  # aggressor of the last trade: +1 buy (printed at the ask), -1 sell (at the bid), 0 other
         self.mid = 0.0
-        self.spread = tick
+        self.min_spread = min_spread_ticks * tick
+        self.bounce = 0.0  # raw EWMA of the bid-ask bounce, points
+        self.flips = 0  # aggressor flips seen: the first one seeds the EWMA
+        self.tape_spread = self.min_spread  # max(bounce, min_spread)
+        self.spread = self.tape_spread
         self.n_trades = 0
         self.day = -1
         self.mean_qty = 0.0  # EWMA of trade size, the unit of "thick" and "thin" in contracts
@@ -147,15 +151,32 @@ class MarketState:
             self.spread = self.ask - self.bid
         else:
             self.has_book = False
+            self.spread = self.tape_spread  # a book side emptied: back to what the tape says
 
     def on_trade(self, t: Trade) -> None:
-        self.last_price = t.price
+        price = t.price
+        a = t.aggressor
+        sign = 1 if a == "buy" else -1 if a == "sell" else 0
+        if sign and sign + self.last_sign == 0:  # a flip: buy then sell or sell then buy
+            d = price - self.last_price
+            if d < 0.0:
+                d = -d
+            if self.flips:
+                b = self.bounce
+                d = b + _SPREAD_ALPHA * (d - b)
+            self.bounce = d
+            self.flips += 1
+            m = self.min_spread
+            self.tape_spread = d if d > m else m
+        self.last_price = price
+        self.last_sign = sign
         self.n_trades += 1
         q = float(t.qty)
-        self.mean_qty = q if self.mean_qty == 0.0 else self.mean_qty + self._qty_alpha * (q - self.mean_qty)
+        mq = self.mean_qty
+        self.mean_qty = q if mq == 0.0 else mq + self._qty_alpha * (q - mq)
         if not self.has_book:
-            self.mid = t.price
-            self.spread = self.tick
+            self.mid = price
+            self.spread = self.tape_spread
 
 
 def sign_of(aggressor: str) -> int:

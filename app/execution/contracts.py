@@ -1,10 +1,14 @@
-"""B3 contract specifications and costs, from config (market-facts.md has the defaults' sources)."""
+"""B3 contract specifications and costs, from config ([execution.contracts.ROOT]; config.toml names the sources)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from app.agents.base import root_of
-from app.config import ExecutionConfig
+from app.config import ConfigError, ExecutionConfig
+
+
+class MissingContractError(ConfigError):
+    """A ticker whose root has no [execution.contracts.ROOT] section; the message says what to add."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +36,13 @@ def spec_for(ticker: str, cfg: ExecutionConfig) -> ContractSpec | None:
     if c is None:
         return None
     return ContractSpec(root=root, tick=c.tick, point_value=c.point_value, fee=c.fee)
+
+
+def require_spec(ticker: str, cfg: ExecutionConfig) -> ContractSpec:
+    """The spec of a ticker that must have one (a backtest needs fills and costs for every ticker of its tape)."""
+    spec = spec_for(ticker, cfg)
+    if spec is None:
+        root = root_of(ticker)
+        raise MissingContractError(f"tape ticker {ticker}: no contract for root {root!r}; add "
+                                   f"[execution.contracts.{root}] with tick, point_value and fee to config.toml")
+    return spec

@@ -40,13 +40,16 @@ def test_round_trip_at_the_touch_costs_one_tick_plus_two_fees():
     assert ex.wins == 0 and ex.round_trips == 1
 
 
-def test_without_a_book_the_order_fills_at_the_next_trade():
+def test_without_a_book_a_sell_waits_for_the_next_trade_and_pays_the_bid_it_implies():
     ex = PaperExecutor("WDOJ24", WDO)
-    assert ex.execute(order("sell", 1), market(None, None)) is None
+    m = market(None, None)
+    assert ex.execute(order("sell", 1), m) is None
     t = Trade(ticker="WDOJ24", exchange="F", ts=5, trade_id=9, price=4999.0, qty=3, volume=0.0, buyer=1, seller=2,
               aggressor="buy", received_ns=0)
+    m.on_trade(t)
     fills = ex.on_trade(t)
-    assert [(f.price, f.trade_id, f.ts) for f in fills] == [(4999.0, 9, 5)]
+    # a buy aggression printed at the ask: the bid was one (estimated, floor) spread of 0.5 below
+    assert [(f.price, f.trade_id, f.ts) for f in fills] == [(4998.5, 9, 5)]
     assert ex.qty == -1 and ex.on_trade(t) == []
 
 

@@ -134,3 +134,24 @@ def test_daily_loss_limit_stops_new_exposure():
     out = h.on_batch(s.noise(3) + s.sweep("sell"))
     assert not [e for e in out if isinstance(e, Order)]
     assert "max_daily_loss" in [e.rule for e in out if isinstance(e, RiskBreach)]
+
+
+def test_daily_loss_limit_resets_at_nine_local_on_a_dst_day():
+    from datetime import datetime, timezone
+
+    def utc(h, mi):  # 2018-11-05: Brazil on daylight time (UTC-2), so 09:00 local is 11:00 UTC
+        return int(datetime(2018, 11, 5, h, mi, tzinfo=timezone.utc).timestamp()) * NS
+
+    h, s = trusting_orderflow(max_daily_loss=1.0)
+    s.ts = utc(10, 0)  # 08:00 local: still the session of the 4th's night
+    h.on_batch(s.noise(3) + s.sweep("buy"))
+    h.on_batch(s.noise(30))  # flat again, down more than R$1: reduce-only for the rest of the session
+    s.ts = utc(10, 58)
+    out = h.on_batch(s.noise(3) + s.sweep("sell"))  # 08:58-08:59 local
+    assert s.ts < utc(11, 0)
+    assert not [e for e in out if isinstance(e, Order)]
+    assert "max_daily_loss" in [e.rule for e in out if isinstance(e, RiskBreach)]
+    s.ts = utc(11, 0)  # 09:00 local: the new session resets the limit (a fixed UTC-3 would wait until 12:00 UTC)
+    out = h.on_batch(s.noise(3) + s.sweep("sell"))
+    assert [o.side for o in out if isinstance(o, Order)] == ["sell"]
+    assert h.desk("WDOJ24").main.risk.day_pnl > -1.0

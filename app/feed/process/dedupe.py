@@ -18,8 +18,13 @@ from app.feed.b3time import B3_TZ
 
 
 def b3_day_end(ts: int) -> int:
-    """ns UTC of the B3 midnight that ends the trading day of `ts`."""
-    local = datetime.fromtimestamp(ts / 1e9, B3_TZ)
+    """ns UTC of the B3 midnight that ends the trading day of `ts`.
+
+    Through zoneinfo, so DST-era days (until 2019) end at their own offset. Local wall-clock arithmetic is right
+    here: on a spring-forward day local midnight does not exist and zoneinfo reads it with the earlier offset, which
+    is the instant the new day began. Whole seconds (integer division): a float of ns could round 23:59:59.9999999
+    up into the next day."""
+    local = datetime.fromtimestamp(ts // 1_000_000_000, B3_TZ)
     end = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return int(end.timestamp()) * 1_000_000_000
 
