@@ -34,7 +34,7 @@ STATE_NAME = "hierarchy"
 INITIAL_STATE_FILE = "initial_state.msgpack"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
-VALKEY_COMPLETE_FILE = "valkey.complete"  # every input event of the run is in Valkey
+VALKEY_COMPLETE_FILE = "valkey.complete"  # every input event of the run is in Valkey (app.io.earlier_runs)
 _digest_encoder = msgspec.msgpack.Encoder()
 
 
@@ -95,6 +95,10 @@ class Pipeline:
         self.restored = False
         self._reported_invalid: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._earlier: asyncio.Task[None] | None = None  # earlier runs going into Valkey in the background
+        self.earlier_runs_budget: float | None = None  # seconds (None: app.io.earlier_runs.BUDGET_S)
+        self.earlier_runs: dict[str, str] = {}  # run id -> outcome of their catch-up
+        self.supervisor: Any = None
         self._last_metric = (time.monotonic(), 0)
         self.lock: Any = None
 
@@ -111,6 +115,10 @@ class Pipeline:
         try:
             await self._start(cfg, data_dir)
         except BaseException:
+            if self._earlier is not None:  # a start that fails leaves nothing running behind it
+                self._earlier.cancel()
+                await asyncio.gather(self._earlier, return_exceptions=True)
+                self._earlier = None
             if self.lock is not None:
                 self.lock.release()
             raise
@@ -125,8 +133,7 @@ class Pipeline:
         if cfg.valkey.enabled:
             await self._start_valkey(data_dir)
             if self.journal is not None:
-                # before this run writes: stream ids only grow, so an earlier run must be in first
-                await self._catch_up_earlier_runs()
+                self._start_earlier_runs()
         state = self.initial_state
         if state is None and self.writer is not None and not self.fresh and not self.replay:
             from app.io.valkey_writer import ValkeyUnavailable
@@ -162,14 +169,26 @@ class Pipeline:
 
     async def _start_valkey(self, data_dir: Path) -> None:
         from app.io.valkey_server import ValkeyServer
+        from app.io.valkey_supervisor import ValkeySupervisor
         from app.io.valkey_writer import ValkeyWriter
 
         self.server = ValkeyServer(self.cfg.valkey, data_dir)
         url = await self.server.start()
+        self.supervisor = ValkeySupervisor(self.server)
+        self.supervisor.start()  # an embedded server that dies during the run is brought back
         self.writer = ValkeyWriter(url, self.cfg.valkey, self.journal, run_id=self.run_id)
         await self.writer.start()
+        if self.journal is not None:
+            from app.io.earlier_runs import adopt_unwritten
+
+            # before load_state: a run that ended with Valkey down left its final learned state beside its journal
+            adopt_unwritten(self.journal.path.parent, self.journal.path, self.writer)
 
     async def stop(self, summary: dict[str, Any] | None = None) -> None:
+        if self._earlier is not None:  # at once: the next start resumes it
+            self._earlier.cancel()
+            await asyncio.gather(self._earlier, return_exceptions=True)
+            self._earlier = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -183,6 +202,10 @@ class Pipeline:
                 await self.journal.flush()
             if self.writer is not None:
                 await self.writer.close()
+                if self.journal is not None:
+                    from app.io.earlier_runs import save_unwritten
+
+                    save_unwritten(self.journal.path, self.writer)
             if self.journal is not None:
                 await self.journal.close()
                 self._write_run_summary(summary or self.summary())
@@ -191,6 +214,8 @@ class Pipeline:
                     (self.journal.path / VALKEY_COMPLETE_FILE).write_text(str(vk["acked_seq"]))
         finally:
             try:
+                if self.supervisor is not None:
+                    await self.supervisor.stop()
                 if self.publisher is not None:
                     await self.publisher.close()
                 if self.server is not None:
@@ -244,29 +269,30 @@ class Pipeline:
             if outputs:
                 writer.enqueue(outputs, out_payloads)
 
-    async def _catch_up_earlier_runs(self) -> None:
-        """Runs that ended before Valkey had everything (it was down, or a flood outran it at stop) are written
-        in from their journals before this run starts: nothing journaled stays missing from Valkey."""
-        from app.io.valkey_writer import ValkeyWriter
+    def _start_earlier_runs(self) -> None:
+        """Runs that ended before Valkey had everything (it was down, or a flood outran it at stop) go in from their
+        journals in the background; this run's inputs wait for them (ids only grow), never its feed."""
+        from app.io.earlier_runs import pending_runs
 
-        assert self.journal is not None and self.server is not None
-        for run_dir in sorted(p for p in self.journal.path.parent.iterdir() if p.is_dir()):
-            if run_dir == self.journal.path or (run_dir / VALKEY_COMPLETE_FILE).exists():
-                continue
-            if not any(run_dir.glob("*.hmj")):
-                continue
-            log.info("valkey: writing earlier run %s from its journal first", run_dir.name)
-            writer = ValkeyWriter(self.server.url, self.cfg.valkey, run_dir, run_id=run_dir.name)
-            await writer.start()
-            try:
-                last = await writer.catch_up_journal(timeout=600)
-                (run_dir / VALKEY_COMPLETE_FILE).write_text(str(last))
-                log.info("valkey: earlier run %s is complete in Valkey (%d input events)", run_dir.name, last)
-            except (TimeoutError, OSError) as exc:
-                log.warning("valkey: could not catch up earlier run %s yet (%s); next start tries again",
-                            run_dir.name, exc)
-            finally:
-                await writer.close()
+        assert self.journal is not None and self.writer is not None
+        runs = pending_runs(self.journal.path.parent, self.journal.path)
+        if runs:
+            self.writer.hold_inputs = True
+            self._earlier = asyncio.get_running_loop().create_task(self._catch_up_earlier_runs(runs),
+                                                                   name="valkey-earlier-runs")
+
+    async def _catch_up_earlier_runs(self, runs: list[Path]) -> None:
+        from app.io.earlier_runs import BUDGET_S, catch_up_runs
+
+        assert self.server is not None and self.writer is not None
+        try:
+            budget = BUDGET_S if self.earlier_runs_budget is None else self.earlier_runs_budget
+            self.earlier_runs = await catch_up_runs(self.server.url, self.cfg.valkey, runs, budget)
+        except Exception as exc:  # noqa: BLE001 - never take the run down for an earlier one
+            log.error("valkey: catching up earlier runs failed (%s: %s); the next start tries again",
+                      type(exc).__name__, exc)
+        finally:
+            self.writer.release_inputs()
 
     def _write_run_summary(self, summary: dict[str, Any]) -> None:
         """The live measurements a replay cannot reproduce (latency), kept beside the journal for the report."""
@@ -313,7 +339,15 @@ class Pipeline:
         return {"run_id": self.run_id, "decisions": self.decisions, "decision_digest": self.digest.hexdigest(),
                 "callback_to_decision_us": {k: v for k, v in self.decision_latency.summary_us().items()
                                             if k != "count"},
-                **self.continuity.stats()}
+                **self.continuity.stats(), **({"valkey": v} if (v := self._storage_summary()) else {})}
+
+    def _storage_summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.supervisor is not None:
+            out["restarts"] = self.supervisor.restarts
+        if self.earlier_runs:
+            out["earlier_runs"] = dict(self.earlier_runs)
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -333,5 +367,5 @@ class Pipeline:
         if self.publisher is not None:
             out["zmq"] = self.publisher.stats()
         if self.writer is not None:
-            out["valkey"] = self.writer.stats()
+            out["valkey"] = {**self.writer.stats(), **self._storage_summary()}
         return out

@@ -1,353 +1,32 @@
 """The journal: every input event of a run, append-only, the source of truth for replay and Valkey catch-up.
 
-Layout: `<directory>/<run_id>/<run_id>-00001.hmj`, `...-00002.hmj` (a new part after `journal.rotate_mb`).
-A part is MAGIC, a header frame, then frames:
-
-    u32 LE payload length | u64 LE journal sequence number | u32 LE CRC-32 of the payload | payload (codec msgpack)
+Layout: `<directory>/<run_id>/<run_id>-00001.hmj`, `...-00002.hmj` (a new part after `journal.rotate_mb`); the
+byte format is in journal_format (and docs/OUTPUTS.md), reading in journal_reader. This module is the writer.
 
 Sequence numbers start at 1 per run and grow by one per input event across parts, so the Valkey writer can name
 a position ("everything after 1234") and resume from it. `append` is synchronous and O(batch): it encodes into
 memory; a background task writes through aiofiles every `flush_interval` (or sooner when `flush_kb` is buffered).
-A crash can leave a partial last frame: readers stop there with a warning and keep everything before it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import re
-import struct
 import time
-import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import aiofiles
-import msgspec
 
 from app.config import JournalConfig
-from app.events import SCHEMA_VERSION, InputEvent
+from app.events import InputEvent
 from app.io import codec
+from app.io.journal_format import (FORMAT, FRAME, FRAME_V1, MAGIC, MAGIC_V1, MAX_FRAME, SUFFIX, SYNC,  # noqa: F401
+                                   JournalError, frames_bytes, frames_within, header_bytes, parse_frames)
+from app.io.journal_reader import (Damage, JournalReader, JournalTail, is_journal_file, iter_frames,  # noqa: F401
+                                   journal_files, part_name, read_header, read_journal, run_parts)
 
 log = logging.getLogger("app.io.journal")
-
-MAGIC = b"HMARLJ1\n"
-FORMAT = 1
-SUFFIX = ".hmj"
-FRAME = struct.Struct("<IQI")  # length, seq, crc32
-_LEN = struct.Struct("<I")
-MAX_FRAME = 16 << 20  # no event comes close; a larger length means garbage
-_PART = re.compile(r"^(?P<run>.+)-(?P<part>\d{5,})\.hmj$")
-_READ_CHUNK = 1 << 20
-
-
-class JournalError(Exception):
-    """The journal cannot be opened or read at all (the message says which file and why)."""
-
-
-def part_name(run_id: str, part: int) -> str:
-    return f"{run_id}-{part:05d}{SUFFIX}"
-
-
-def _header_bytes(run_id: str, part: int, first_seq: int) -> bytes:
-    header = msgspec.msgpack.encode({"format": FORMAT, "schema": SCHEMA_VERSION, "run_id": run_id, "part": part,
-                                     "first_seq": first_seq, "created_ns": time.time_ns()})
-    return MAGIC + _LEN.pack(len(header)) + header
-
-
-def _frames_within(data: bytes, room: int, at_least_one: bool) -> tuple[int, int]:
-    """(bytes, seq of the last frame) of the longest run of whole frames at the start of `data` that fits in
-    `room` bytes; the first frame even if it alone does not fit when `at_least_one`."""
-    end, seq = 0, 0
-    while end < len(data):
-        length, frame_seq, _crc = FRAME.unpack_from(data, end)
-        size = FRAME.size + length
-        if end + size > room and (end or not at_least_one):
-            break
-        end += size
-        seq = frame_seq
-    return end, seq
-
-
-def is_journal_file(path: str | Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
-
-
-def _parse_header(data: bytes, where: str) -> tuple[dict[str, Any], int] | None:
-    """(header, offset of the first frame), None when `data` is too short yet; JournalError when not a journal."""
-    if len(data) < len(MAGIC) + 4:
-        if not MAGIC.startswith(data[:len(MAGIC)]):
-            raise JournalError(f"{where}: not an hmarl journal (bad magic)")
-        return None
-    if data[:len(MAGIC)] != MAGIC:
-        raise JournalError(f"{where}: not an hmarl journal (bad magic)")
-    (n,) = _LEN.unpack_from(data, len(MAGIC))
-    end = len(MAGIC) + 4 + n
-    if n > 1 << 16:
-        raise JournalError(f"{where}: damaged journal header")
-    if len(data) < end:
-        return None
-    try:
-        header = msgspec.msgpack.decode(data[len(MAGIC) + 4:end])
-    except msgspec.DecodeError:
-        raise JournalError(f"{where}: damaged journal header") from None
-    if header.get("format", 0) > FORMAT:
-        raise JournalError(f"{where}: journal format {header.get('format')} is newer than this code; upgrade hmarl")
-    return header, end
-
-
-def read_header(path: str | Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)
-    parsed = _parse_header(data, str(path))
-    if parsed is None:
-        raise JournalError(f"{path}: journal header is truncated")
-    return parsed[0]
-
-
-def parse_frames(buf: bytes, pos: int, last_seq: int, out: list[tuple[int, bytes]],
-                 limit: int = 1 << 62) -> tuple[int, str | None]:
-    """Append complete, valid frames of buf[pos:] to `out` (at most `limit`).
-
-    Returns (position after the last good frame, problem): problem is None when the rest is only an incomplete
-    frame (or nothing), else a description of a corrupt frame (the data after it cannot be trusted).
-    """
-    end = len(buf)
-    size = FRAME.size
-    unpack = FRAME.unpack_from
-    crc32 = zlib.crc32
-    n = 0
-    while pos + size <= end and n < limit:
-        length, seq, crc = unpack(buf, pos)
-        if length == 0 or length > MAX_FRAME or seq <= last_seq:
-            return pos, f"bad frame header (length {length}, seq {seq} after {last_seq})"
-        stop = pos + size + length
-        if stop > end:
-            break
-        payload = buf[pos + size:stop]
-        if crc32(payload) != crc:
-            return pos, f"checksum mismatch in frame seq {seq}"
-        out.append((seq, payload))
-        last_seq = seq
-        pos = stop
-        n += 1
-    return pos, None
-
-
-def journal_files(path: str | Path) -> list[Path]:
-    """The parts to read, in order: a run directory gives all its parts; a file gives it and the later parts
-    of the same run; a directory holding exactly one run directory is accepted too."""
-    p = Path(path)
-    if p.is_file():
-        m = _PART.match(p.name)
-        if not m:
-            return [p]
-        run, part = m.group("run"), int(m.group("part"))
-        return [f for f in _parts(p.parent) if _PART.match(f.name).group("run") == run  # type: ignore[union-attr]
-                and int(_PART.match(f.name).group("part")) >= part]  # type: ignore[union-attr]
-    if p.is_dir():
-        parts = _parts(p)
-        if parts:
-            return parts
-        runs = sorted(d for d in p.iterdir() if d.is_dir() and _parts(d))
-        if len(runs) == 1:
-            return _parts(runs[0])
-        if runs:
-            names = ", ".join(d.name for d in runs[-3:])
-            raise JournalError(f"{p} holds {len(runs)} runs; give one run directory (e.g. {runs[-1]}), last: {names}")
-        raise JournalError(f"{p}: no journal files (*{SUFFIX}) here")
-    raise JournalError(f"{p}: no such file or directory")
-
-
-def _parts(directory: Path) -> list[Path]:
-    found = []
-    for f in directory.glob(f"*{SUFFIX}"):
-        m = _PART.match(f.name)
-        if m:
-            found.append((m.group("run"), int(m.group("part")), f))
-    return [f for _, _, f in sorted(found)]
-
-
-class JournalReader:
-    """Sequential reader over the parts of one run; counts what it had to ignore.
-
-    Iterating yields (seq, payload). A partial last frame (crash) or a corrupt tail is logged as a warning and
-    the reader moves on to the next part; it never raises for damage after the header.
-    """
-
-    def __init__(self, path: str | Path, start_seq: int = 0) -> None:
-        self.files = journal_files(path)
-        self.start_seq = start_seq
-        self.frames = 0
-        self.bytes_read = 0
-        self.bytes_total = sum(f.stat().st_size for f in self.files)
-        self.truncated: list[str] = []  # one line per damaged tail
-        self.last_seq = 0
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        for path in self.files:
-            yield from self._file(path)
-
-    def _file(self, path: Path) -> Iterator[tuple[int, bytes]]:
-        size = path.stat().st_size
-        done_before = self.bytes_read
-        with open(path, "rb") as f:
-            buf = f.read(_READ_CHUNK)
-            parsed = _parse_header(buf, str(path))
-            while parsed is None:
-                more = f.read(_READ_CHUNK)
-                if not more:
-                    self._damaged(path, 0, len(buf), "truncated header")
-                    self.bytes_read = done_before + size
-                    return
-                buf += more
-                parsed = _parse_header(buf, str(path))
-            pos = parsed[1]
-            offset = 0  # file offset of buf[0]
-            while True:
-                out: list[tuple[int, bytes]] = []
-                pos, problem = parse_frames(buf, pos, self.last_seq, out)
-                self.bytes_read = done_before + offset + pos
-                for seq, payload in out:
-                    self.last_seq = seq
-                    self.frames += 1
-                    if seq >= self.start_seq:
-                        yield seq, payload
-                if problem is not None:
-                    self._damaged(path, offset + pos, size - offset - pos, problem)
-                    break
-                more = f.read(_READ_CHUNK)
-                if not more:
-                    if pos < len(buf):
-                        self._damaged(path, offset + pos, len(buf) - pos, "truncated last frame")
-                    break
-                offset += pos
-                buf = buf[pos:] + more
-                pos = 0
-        self.bytes_read = done_before + size
-
-    def _damaged(self, path: Path, at: int, ignored: int, what: str) -> None:
-        line = f"{path}: {what} at byte {at}; {ignored} bytes ignored, {self.frames} frames read before it"
-        self.truncated.append(line)
-        log.warning("%s", line)
-
-
-class JournalTail:
-    """Reads a run's frames while it is being written (Valkey catch-up). A partial frame at the end of the newest
-    part is simply "not yet"; it becomes damage only once a later part exists. Reads go through aiofiles."""
-
-    def __init__(self, run_dir: str | Path) -> None:
-        self.dir = Path(run_dir)
-        self.exhausted = False  # the last read reached the end of everything on disk
-        self._parts: list[tuple[int, Path]] = []  # (first_seq, path)
-        self._index = -1
-        self._offset = 0  # file offset of the next frame in the current part
-        self._last_seq = 0  # seq of the last frame returned (the position)
-        self._file: Any = None
-        self._warned: set[tuple[int, int]] = set()
-
-    async def close(self) -> None:
-        if self._file is not None:
-            await self._file.close()
-            self._file = None
-
-    def _refresh_parts(self) -> None:
-        known = {p for _, p in self._parts}
-        for path in _parts(self.dir):
-            if path in known:
-                continue
-            try:
-                header = read_header(path)
-            except (JournalError, OSError):
-                break  # being created right now; next time
-            self._parts.append((int(header.get("first_seq", 1)), path))
-        self._parts.sort()
-
-    async def _open(self, index: int) -> bool:
-        await self.close()
-        first, path = self._parts[index]
-        self._file = await aiofiles.open(path, "rb")
-        data = await self._file.read(1 << 16)
-        parsed = _parse_header(data, str(path))
-        if parsed is None:
-            return False
-        self._index = index
-        self._offset = parsed[1]
-        self._last_seq = first - 1
-        return True
-
-    async def _seek(self, start_seq: int) -> None:
-        self._refresh_parts()
-        index = 0
-        for i, (first, _path) in enumerate(self._parts):
-            if first <= start_seq:
-                index = i
-        if self._parts:
-            await self._open(index)
-
-    async def read(self, start_seq: int, max_frames: int) -> list[tuple[int, bytes]]:
-        """Up to max_frames frames with seq >= start_seq that are on disk now (possibly none)."""
-        if self._index < 0 or start_seq != self._last_seq + 1:
-            await self._seek(start_seq)
-            if self._index < 0:
-                self.exhausted = True
-                return []
-        out: list[tuple[int, bytes]] = []
-        self.exhausted = False
-        while len(out) < max_frames:
-            # about what max_frames need (a few hundred bytes each), not a fixed MB read for every small request
-            want = min(_READ_CHUNK, max(1 << 16, (max_frames - len(out)) * 512))
-            while True:
-                await self._file.seek(self._offset)
-                buf = await self._file.read(want)
-                got: list[tuple[int, bytes]] = []
-                pos, problem = parse_frames(buf, 0, 0, got, limit=max_frames - len(out))
-                if got or problem is not None or len(buf) < want or want > MAX_FRAME:
-                    break
-                want *= 4  # one frame larger than the read: read more, not "end of part"
-            for seq, payload in got:
-                if seq >= start_seq:
-                    out.append((seq, payload))
-                self._last_seq = seq
-            self._offset += pos
-            if got and problem is None:
-                continue
-            # nothing more in this part for now: move on only once a later part exists
-            self._refresh_parts()
-            path = self._parts[self._index][1]
-            if self._index + 1 < len(self._parts):
-                if problem is not None or pos < len(buf):
-                    self._warn(path, problem or "truncated last frame")
-                if not await self._open(self._index + 1):
-                    break
-                continue
-            if problem is not None:
-                self._warn(path, problem)
-            self.exhausted = True
-            break
-        return out
-
-    def _warn(self, path: Path, what: str) -> None:
-        where = (self._index, self._offset)
-        if where not in self._warned:
-            self._warned.add(where)
-            log.warning("%s: %s at byte %d; the rest of this part is ignored", path, what, self._offset)
-
-
-def iter_frames(path: str | Path, start_seq: int = 0) -> Iterator[tuple[int, bytes]]:
-    """(seq, payload) of every frame with seq >= start_seq, in order across parts."""
-    return iter(JournalReader(path, start_seq))
-
-
-def read_journal(path: str | Path) -> Iterator[InputEvent]:
-    """Every input event of a journal, in order across rotated parts; a truncated last frame is skipped with a
-    warning (logger `app.io.journal`)."""
-    for _seq, payload in JournalReader(path):
-        yield codec.decode_input(payload)
 
 
 class Journal:
@@ -383,7 +62,7 @@ class Journal:
         if self._task is not None:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        if _parts(self.path):
+        if run_parts(self.path):
             raise JournalError(f"{self.path}: a journal for run {self.run_id!r} already exists; use a new run id")
         await self._open_part()
         self._closing = False
@@ -426,15 +105,8 @@ class Journal:
             return
         if payloads is None:
             payloads = codec.encode_batch(events)
-        pack = FRAME.pack
-        crc32 = zlib.crc32
-        parts: list[bytes] = []
-        add = parts.append
-        for payload in payloads:
-            seq += 1
-            add(pack(len(payload), seq, crc32(payload)))
-            add(payload)
-        data = b"".join(parts)
+        data = frames_bytes(payloads, seq)
+        seq += len(payloads)
         self._chunks.append((data, seq))
         self.seq = seq
         self._buffered += len(data)
@@ -516,7 +188,7 @@ class Journal:
                 k += 1
             if k < todo:
                 # the next append does not fit whole: take the frames of it that do (at least one frame per pass)
-                head, head_seq = _frames_within(chunks[k][0], room - size, size == 0)
+                head, head_seq = frames_within(chunks[k][0], room - size, size == 0)
                 if head:
                     data, last = chunks[k]
                     if head < len(data):
@@ -566,7 +238,7 @@ class Journal:
         part = self._part + 1
         path = self.path / part_name(self.run_id, part)
         f = await aiofiles.open(path, "xb", buffering=0)
-        header = _header_bytes(self.run_id, part, self.flushed_seq + 1)
+        header = header_bytes(self.run_id, part, self.flushed_seq + 1)
         try:
             await f.write(header)
         except OSError:

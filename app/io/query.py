@@ -157,23 +157,30 @@ def query(url: str, ticker: str | None, kind: str, start: Any = None, end: Any =
 
 
 async def astreams(url: str, *, prefix: str = "hmarl") -> list[dict[str, Any]]:
-    """Every hmarl stream: key, kind, ticker, length, first and last id."""
+    """Every hmarl stream: key, kind, ticker, length, first and last id (and `late_run` for a late stream)."""
     import redis.asyncio as redis
 
     client = redis.from_url(normalize_url(url), socket_timeout=30)
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         async for raw in client.scan_iter(match=f"{prefix}:*", count=1000, _type="stream"):
             key = raw.decode()
-            parts = key[len(prefix) + 1:].split(":", 1)
+            rest = key[len(prefix) + 1:]
+            late_run = None
+            if rest.startswith("late:"):  # an earlier run's entries older than the stream (app.io.valkey_batch)
+                late_run, _, rest = rest[5:].partition(":")
+            parts = rest.split(":", 1)
             if parts[0] not in KINDS:
                 continue
             info = await client.xinfo_stream(key)
             first, last_ = info.get("first-entry"), info.get("last-entry")
-            out.append({"key": key, "kind": parts[0], "ticker": parts[1] if len(parts) > 1 else None,
-                        "length": info.get("length", 0),
-                        "first_id": first[0].decode() if first else None,
-                        "last_id": last_[0].decode() if last_ else None})
+            row = {"key": key, "kind": parts[0], "ticker": parts[1] if len(parts) > 1 else None,
+                   "length": info.get("length", 0),
+                   "first_id": first[0].decode() if first else None,
+                   "last_id": last_[0].decode() if last_ else None}
+            if late_run:
+                row["late_run"] = late_run
+            out.append(row)
     finally:
         await client.aclose()
     return sorted(out, key=lambda r: r["key"])

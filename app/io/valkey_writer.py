@@ -29,9 +29,8 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import msgspec
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -40,203 +39,36 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import ValkeyConfig
-from app.events import (SCHEMA_VERSION, Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward,
-                        RiskBreach, Signal, State, Trade)
-from app.io import codec
-from app.io.journal import JournalError, JournalReader, JournalTail, journal_files, read_header
+from app.io.journal import JournalError, JournalTail
+from app.io.valkey_backlog import BacklogMixin
+from app.io.valkey_batch import WRITE_LUA as _WRITE_LUA
+from app.io.valkey_batch import Chunk as _Chunk
+from app.io.valkey_batch import encode as _encode
+from app.io.valkey_batch import pack as _pack
+from app.io.valkey_batch import take as _take
+from app.io.valkey_catchup import CatchUpMixin
+from app.io.valkey_extras import ExtrasMixin, ValkeyUnavailable  # noqa: F401 - importable from here as before
+# the names other modules and tests import from here
+from app.io.valkey_keys import (INPUT_KINDS, INPUT_TYPES, KIND_OF, KINDS, NO_TICKER_KINDS, IdClock,  # noqa: F401
+                                entries_from_journal, key_of, run_start_ms, stream_key)
 from app.io.valkey_server import mask_url, normalize_url
 
 log = logging.getLogger("app.io.valkey")
 
-# event type -> stream kind; input kinds come from the journal, the rest are derived on the loop
-KIND_OF: dict[type, str] = {Trade: "trade", Book: "book", State: "state", InvalidTicker: "state", Signal: "signal",
-                            Decision: "decision", Order: "order", Fill: "fill", Position: "position",
-                            Reward: "reward", RiskBreach: "risk", Metric: "metric"}
-INPUT_KINDS = ("trade", "book", "state")
-KINDS = ("trade", "book", "state", "signal", "decision", "order", "fill", "position", "reward", "risk", "metric")
-NO_TICKER_KINDS = ("state", "metric")
-_INPUT_TYPES = frozenset((Trade, Book, State, InvalidTicker))
 _CONN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
-_STATE_META = ("_v", "_saved_ns")
-
-# One call per batch: XADD every entry (an id that is not above the stream's last one means "already there": count
-# it and go on), then record the progress. Entries travel as a few msgpack arrays and one string of payloads, so the
-# client packs ten arguments per batch, not three per entry (redis-py packs each argument in Python), and the loop
-# never touches an entry one by one to send it.
-#   KEYS[1] = progress hash, KEYS[2..] = every stream this writer has used (stream i is KEYS[i + 1])
-#   ARGV[1] = seq of the last input entry ("" = no input entries: no progress), ARGV[2] = the run's latest exchange
-#   time in ms at that entry, ARGV[3] = msgpack array of MAXLEN per stream (strings)
-#   ARGV[4..6] = input entries: msgpack array [stream i, ms, n] per entry (id "ms-n"), msgpack array of payload
-#   lengths, the payloads one after the other; ARGV[7..9] = derived entries, the same way
-# Returns {added, duplicates, then (stream i, ms of its last input entry) per stream with input entries}.
-_WRITE_LUA = """
-local maxlen = cmsgpack.unpack(ARGV[3])
-local fmt, find, sub, pcall = string.format, string.find, string.sub, redis.pcall
-local added, dups = 0, 0
-local last = {}
-for b = 4, 7, 3 do
-  local meta, lens, data = cmsgpack.unpack(ARGV[b]), cmsgpack.unpack(ARGV[b + 1]), ARGV[b + 2]
-  local inputs = b == 4
-  local pos = 1
-  for i = 1, #lens do
-    local k, ms, n = meta[3 * i - 2], meta[3 * i - 1], meta[3 * i]
-    local stop = pos + lens[i]
-    local r = pcall('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen[k], fmt('%d-%d', ms, n), 'd', sub(data, pos, stop - 1))
-    pos = stop
-    if type(r) == 'table' and r.err then
-      if find(r.err, 'equal or smaller', 1, true) then dups = dups + 1 else return redis.error_reply(r.err) end
-    else
-      added = added + 1
-    end
-    if inputs then last[k] = ms end
-  end
-end
-local out = {added, dups}
-if ARGV[1] ~= '' then
-  local fields = {'seq', ARGV[1], 'now', ARGV[2]}
-  for k, ms in pairs(last) do
-    fields[#fields + 1] = 'ms:' .. KEYS[k + 1]
-    fields[#fields + 1] = fmt('%d', ms)
-    out[#out + 1] = k
-    out[#out + 1] = ms
-  end
-  redis.call('HSET', KEYS[1], unpack(fields))
-end
-return out
-"""
-_encode = msgspec.msgpack.Encoder().encode
-_NONE = (_encode([]), _encode([]), b"")  # no entries of a kind: empty meta, lengths, payloads
 
 
-class _Head(msgspec.Struct):
-    """What catch-up needs of a journal payload (msgspec skips the other fields without building them)."""
-
-    type: str
-    v: int = 0
-    ticker: str | None = None
-    ts: int = 0
 
 
-_head_decoder = msgspec.msgpack.Decoder(_Head)
-_INPUT_KIND = {cls.__name__: KIND_OF[cls] for cls in _INPUT_TYPES}
 
 
-class _Chunk:
-    """Backlog entries of one enqueue() call (at most `max_batch`), as the script takes them: `meta` is
-    [stream i, ms, n] per entry (n = journal seq for inputs, the derived counter otherwise), `lens` the payload
-    lengths, `data` the payloads back to back; `now` is the run's latest exchange time (ms) after the last entry."""
-
-    __slots__ = ("data", "lens", "meta", "now")
-
-    def __init__(self, meta: list[int], lens: list[int], data: bytes, now: int) -> None:
-        self.meta, self.lens, self.data, self.now = meta, lens, data, now
-
-    @property
-    def first(self) -> int:
-        return self.meta[2]
-
-    @property
-    def last(self) -> int:
-        return self.meta[-1]
-
-    def drop_front(self, k: int) -> None:
-        self.data = self.data[sum(self.lens[:k]):]
-        del self.meta[:3 * k], self.lens[:k]
-
-    def keep_front(self, k: int) -> None:
-        self.data = self.data[:sum(self.lens[:k])]
-        del self.meta[3 * k:], self.lens[k:]
 
 
-def _pack(chunks: list[_Chunk]) -> tuple[bytes, bytes, bytes]:
-    """The script's three arguments for these chunks' entries."""
-    if not chunks:
-        return _NONE
-    if len(chunks) == 1:
-        c = chunks[0]
-        return _encode(c.meta), _encode(c.lens), c.data
-    meta: list[int] = []
-    lens: list[int] = []
-    for c in chunks:
-        meta += c.meta
-        lens += c.lens
-    return _encode(meta), _encode(lens), b"".join([c.data for c in chunks])
+class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
+    """See the module docstring. `journal` is the run's Journal (preferred) or its directory, or None. The
+    mixins hold the backlog (valkey_backlog), journal catch-up (valkey_catchup) and learned state (valkey_extras)."""
 
-
-class ValkeyUnavailable(Exception):
-    """Valkey could not be reached in time for a call that needs an answer (load_state)."""
-
-
-def stream_key(prefix: str, kind: str, ticker: str | None = None) -> str:
-    if kind in NO_TICKER_KINDS or not ticker:
-        return f"{prefix}:{kind}"
-    return f"{prefix}:{kind}:{ticker}"
-
-
-def key_of(prefix: str, event: Event) -> str:
-    return stream_key(prefix, KIND_OF.get(type(event), type(event).__name__.lower()),
-                      getattr(event, "ticker", None))
-
-
-class IdClock:
-    """Deterministic stream ids: ms is the event's exchange time in ms, never below the stream's previous entry.
-
-    An event without a time (ts 0: connection states, some book snapshots) takes its stream's previous time, or
-    else the latest exchange time of the run so far, or else (state and metric streams only) the run's start.
-    A ticker stream never gets the wall-clock start as a fallback: when exchange time is not wall time (replays,
-    the simulator) that one entry would drag every later id of the stream up to it."""
-
-    __slots__ = ("last", "floor_ms", "now")
-
-    def __init__(self, floor_ms: int, last: dict[str, int] | None = None, now: int = 0) -> None:
-        self.floor_ms = floor_ms
-        self.last: dict[str, int] = dict(last or {})
-        self.now = now  # the latest exchange time seen, ms
-
-    def ms(self, key: str, ts: int, timeless_floor: bool) -> int:
-        prev = self.last.get(key, 0)
-        if ts > 0:
-            ms = ts // 1_000_000
-            if ms > self.now:
-                self.now = ms
-        else:
-            ms = prev or self.now or (self.floor_ms if timeless_floor else 0)
-        if ms < prev:
-            ms = prev
-        self.last[key] = ms
-        return ms
-
-    def copy(self) -> "IdClock":
-        return IdClock(self.floor_ms, self.last, self.now)
-
-
-def _timeless_floor(event: Event) -> bool:
-    return KIND_OF.get(type(event)) in NO_TICKER_KINDS
-
-
-def run_start_ms(journal_dir: str | Path) -> tuple[str, int]:
-    """(run id, start time in ms) from the first part's header: the floor of ids for events without a time."""
-    first = journal_files(journal_dir)[0]
-    header = read_header(first)
-    return str(header.get("run_id", Path(journal_dir).name)), int(header.get("created_ns", 0)) // 1_000_000
-
-
-def entries_from_journal(journal_dir: str | Path, prefix: str = "hmarl") -> Iterator[tuple[str, str, bytes]]:
-    """(stream key, id, payload) exactly as the writer stores the journal's events: the reference a test or an
-    auditor compares Valkey against."""
-    from app.io.journal import iter_frames
-
-    _run, floor = run_start_ms(journal_dir)
-    clock = IdClock(floor)
-    decode = codec.decode_input
-    for seq, payload in iter_frames(journal_dir):
-        event = decode(payload)
-        key = key_of(prefix, event)
-        yield key, f"{clock.ms(key, event.ts, _timeless_floor(event))}-{seq}", payload
-
-
-class ValkeyWriter:
-    """See the module docstring. `journal` is the run's Journal (preferred) or its directory, or None."""
+    _CONN_ERRORS = _CONN_ERRORS
 
     def __init__(self, url: str, cfg: ValkeyConfig, journal: Any = None, *, run_id: str | None = None) -> None:
         self.url = normalize_url(url)
@@ -288,9 +120,15 @@ class ValkeyWriter:
         self._wiring_warned = False
         self._partial = False  # the last live batch was not full
         self._next_lost_log = 0.0
+        # while an earlier run is written in from its journal this run's inputs wait (in the backlog, then the
+        # journal): stream ids only grow, and the earlier run's are older (see Pipeline._catch_up_earlier_runs)
+        self.hold_inputs = False
+        # only a run with a journal has late streams: a replay of old tapes into newer streams must not copy itself
+        # into Valkey under late keys (docs/OUTPUTS.md: give replays their own prefix)
+        self._late_arg = f"{self.prefix}:late:{self.run_id}:" if self._journal_dir is not None else ""
         self._st = {"written": 0, "inputs_written": 0, "caught_up": 0, "dropped": 0, "spilled": 0, "lost": 0,
-                    "duplicates": 0, "reconnects": 0, "batches": 0, "last_batch_ms": 0.0, "max_batch_ms": 0.0,
-                    "errors": 0}
+                    "duplicates": 0, "late": 0, "undecodable": 0, "reconnects": 0, "batches": 0,
+                    "last_batch_ms": 0.0, "max_batch_ms": 0.0, "errors": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -350,218 +188,30 @@ class ValkeyWriter:
             if self._tail is not None:
                 await self._tail.close()
 
-    # -- hot path ------------------------------------------------------------------------------------------------
-    def enqueue(self, events: list[Event], payloads: list[bytes] | None = None) -> None:
-        """Queue events for the next batch (`payloads`: their `codec.encode` bytes when the caller already has them).
-        Never awaits; O(batch)."""
-        if not events:
-            return
-        if payloads is None:
-            payloads = codec.encode_batch(events)
-        step = self.cfg.max_batch
-        if len(events) <= step:
-            self._enqueue(events, payloads)
-        else:  # chunks of at most max_batch, so one script call never takes more
-            for i in range(0, len(events), step):
-                self._enqueue(events[i:i + step], payloads[i:i + step])
-        if self._n_inputs + self._n_derived >= step:
-            self._wake.set()
+    async def abort(self) -> None:
+        """Stop at once without writing what is pending (a stop that must not wait); the journal keeps it all."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self._task = None
+        if self._client is not None:
+            try:
+                await self._client.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+            self._client = None
+        if self._tail is not None:
+            await self._tail.close()
 
-    def _enqueue(self, events: list[Event], payloads: list[bytes]) -> None:
-        cache = self._ix_cache
-        input_types = _INPUT_TYPES
-        live, dlast, timeless = self._live_ms, self._derived_ms, self._timeless
-        now, dnow, floor = self._live_now, self._derived_now, self._floor_ms
-        seq, dn = self._seq, self._derived_n
-        meta: list[int] = []  # inputs: stream, ms, seq per entry
-        add = meta.append
-        dmeta: list[int] = []
-        dpos: list[int] = []  # where the derived events are in `events`
-        for event in events:
-            t = type(event)
-            ticker = getattr(event, "ticker", None)
-            by_ticker = cache.get(t)
-            ix = by_ticker.get(ticker) if by_ticker is not None else None
-            if ix is None:
-                ix = self._register(event, ticker)  # grows live, dlast, timeless in place
-            # the stream's id clock (IdClock.ms, inlined)
-            if t in input_types:
-                ts = event.ts  # type: ignore[attr-defined]
-                prev = live[ix]
-                if ts > 0:
-                    ms = ts // 1_000_000
-                    if ms > now:
-                        now = ms
-                    if ms < prev:
-                        ms = prev
-                else:
-                    ms = prev or now or (floor if timeless[ix] else 0)
-                live[ix] = ms
-                seq += 1
-                add(ix)
-                add(ms)
-                add(seq)
-            else:
-                ts = getattr(event, "ts", 0)
-                prev = dlast[ix]
-                if ts > 0:
-                    ms = ts // 1_000_000
-                    if ms > dnow:
-                        dnow = ms
-                    if ms < prev:
-                        ms = prev
-                else:
-                    ms = prev or dnow or (floor if timeless[ix] else 0)
-                dlast[ix] = ms
-                dn += 1
-                dpos.append(len(meta) // 3 + len(dpos))
-                dmeta += (ix, ms, dn)
-        self._seq, self._derived_n = seq, dn
-        self._live_now, self._derived_now = now, dnow
-        if not dpos:
-            self._add_inputs(meta, payloads, now)
-        elif len(dpos) == len(events):
-            self._add_derived(dmeta, payloads)
-        else:
-            derived = set(dpos)
-            self._add_inputs(meta, [p for i, p in enumerate(payloads) if i not in derived], now)
-            self._add_derived(dmeta, [payloads[i] for i in dpos])
-
-    def _add_inputs(self, meta: list[int], payloads: list[bytes], now: int) -> None:
-        """Append a chunk of inputs; beyond the backlog bound the oldest entries fall back to the journal (they are
-        counted once read from there)."""
-        n = len(payloads)
-        if not n:
-            return
-        chunk = _Chunk(meta, list(map(len, payloads)), b"".join(payloads), now)
-        inputs = self._inputs
-        over = self._n_inputs + n - self.cfg.backlog
-        if over > 0:
-            self._st["spilled"] += over
-            while over > 0 and inputs:
-                first = inputs[0]
-                k = len(first.lens)
-                if k <= over:
-                    inputs.popleft()
-                    self._n_inputs -= k
-                    over -= k
-                else:
-                    first.drop_front(over)
-                    self._n_inputs -= over
-                    over = 0
-            if over >= n:
-                return
-            if over:
-                chunk.drop_front(over)
-                n -= over
-        inputs.append(chunk)
-        self._n_inputs += n
-
-    def _add_derived(self, meta: list[int], payloads: list[bytes]) -> None:
-        """Append a chunk of derived entries; beyond the backlog bound new ones are dropped and counted."""
-        n = len(payloads)
-        room = self.cfg.backlog - self._n_derived
-        if n > room:
-            self._st["dropped"] += n - max(room, 0)
-            if room <= 0:
-                return
-            del meta[3 * room:]
-            payloads = payloads[:room]
-            n = room
-        self._derived.append(_Chunk(meta, list(map(len, payloads)), b"".join(payloads), 0))
-        self._n_derived += n
-
-    def _catchup_stream(self, head: _Head, payload: bytes) -> tuple[str, int, bool]:
-        """(stream key, index, timeless) of a journal frame, checked as an input event of a known schema version."""
-        if not 1 <= head.v <= SCHEMA_VERSION or head.type not in _INPUT_KIND:
-            codec.decode_input(payload)  # raises the CodecError that says what is wrong
-            raise codec.CodecError(f"not an input event: {head.type!r} (schema v{head.v})")
-        kind = _INPUT_KIND[head.type]
-        key = stream_key(self.prefix, kind, head.ticker)
-        stream = self._catchup_streams[(head.type, head.ticker)] = (key, self._ix(key), kind in NO_TICKER_KINDS)
-        return stream
-
-    def _register(self, event: Event, ticker: Any) -> int:
-        """The stream index of `event`, remembered for its type and ticker."""
-        ix = self._ix(key_of(self.prefix, event))
-        self._ix_cache.setdefault(type(event), {})[ticker] = ix
-        return ix
-
-    def _ix(self, key: str) -> int:
-        """The index of stream `key` (1, 2, ...), numbering it on first use."""
-        ix = self._stream_ix.get(key)
-        if ix is None:
-            self._streams.append(key)
-            ix = self._stream_ix[key] = len(self._streams)
-            kind = key[len(self.prefix) + 1:].split(":", 1)[0]
-            self._maxlens.append(str(self._maxlen.get(kind, self.cfg.maxlen)))
-            self._timeless.append(kind in NO_TICKER_KINDS)
-            self._live_ms.append(0)
-            self._derived_ms.append(0)
-            self._keys_arg = None
-        return ix
-
-    async def catch_up_journal(self, timeout: float | None = None) -> int:
-        """Write a finished journal (one not being appended to by this writer) into Valkey, resuming from the
-        server's progress hash; returns once all of it is acknowledged (or raises TimeoutError). For runs that
-        ended with Valkey down: start a writer on that run's journal directory and call this."""
-        if self._journal_dir is None:
-            raise ValueError("catch_up_journal needs the writer to be given a journal")
-        last = await asyncio.get_running_loop().run_in_executor(None, _last_seq, self._journal_dir)
-        self._seq = max(self._seq, last)
+    def release_inputs(self) -> None:
+        """End `hold_inputs`: this run's input events go to Valkey again (from the journal what was spilled)."""
+        self.hold_inputs = False
         self._wake.set()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._acked < last:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"valkey: caught up to {self._acked} of {last} in {timeout} s")
-            await asyncio.sleep(0.02)
-        return last
 
-    # -- state, summaries, reads ---------------------------------------------------------------------------------
-    async def save_state(self, name: str, state: dict[str, Any]) -> None:
-        """Replace the learned-state hash `name`. If Valkey is down it is kept and written on reconnect/close."""
-        fields = _state_fields(state)
-        if not self._connected and self._task is not None:
-            self._pending_state[name] = fields  # known outage: do not make the caller wait for a timeout
-            return
-        try:
-            await asyncio.wait_for(self._write_state(name, fields), timeout=self.cfg.timeout)
-        except (*_CONN_ERRORS, RedisError) as err:
-            self._pending_state[name] = fields
-            log.warning("valkey: could not save state %r now (%s); will retry in the background", name, err)
-
-    async def load_state(self, name: str) -> dict[str, Any] | None:
-        """The learned state saved under `name`, or None if there is none. Raises ValkeyUnavailable when Valkey
-        does not answer (so the caller does not mistake an outage for a fresh start)."""
-        if name in self._pending_state:
-            return _state_from_fields(self._pending_state[name])
-        client = self._client or self._new_client()
-        try:
-            raw = await asyncio.wait_for(client.hgetall(f"{self.prefix}:learned:{name}"), timeout=self.cfg.timeout)
-        except (*_CONN_ERRORS, RedisError) as err:
-            raise ValkeyUnavailable(f"valkey {mask_url(self.url)}: cannot load state {name!r} ({err})") from None
-        finally:
-            if client is not self._client:
-                await client.aclose()
-        return _state_from_fields(raw) if raw else None
-
-    async def clear_state(self, name: str) -> None:
-        assert self._client is not None
-        self._pending_state.pop(name, None)
-        await self._client.delete(f"{self.prefix}:learned:{name}")
-
-    async def write_summary(self, run_id: str, summary: dict[str, Any]) -> None:
-        """One hash per run (values JSON), indexed by end time in <prefix>:runs."""
-        fields = {k: msgspec.json.encode(v) for k, v in summary.items()}
-        if not self._connected and self._task is not None:
-            self._pending_summary[run_id] = fields
-            return
-        try:
-            await asyncio.wait_for(self._write_summary(run_id, fields), timeout=self.cfg.timeout)
-        except (*_CONN_ERRORS, RedisError) as err:
-            self._pending_summary[run_id] = fields
-            log.warning("valkey: could not write the run summary now (%s); will retry until close", err)
-
+    # -- hot path ------------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self._st)
         gap = self._gap_end() - self._acked if self._journal_dir is not None else 0
@@ -662,30 +312,17 @@ class ValkeyWriter:
             pass
         self._wake.clear()
 
-    def _gap_end(self) -> int:
-        """Inputs up to this seq are not in the backlog: they must come from the journal."""
-        return self._inputs[0].first - 1 if self._inputs else self._seq
-
-    def _forget_inputs(self, seq: int) -> None:
-        """Drop the backlog's inputs up to `seq` (they are in Valkey)."""
-        inputs = self._inputs
-        while inputs and inputs[0].first <= seq:
-            first = inputs[0]
-            if first.last <= seq:
-                inputs.popleft()
-                self._n_inputs -= len(first.lens)
-            else:
-                k = seq - first.first + 1
-                first.drop_front(k)
-                self._n_inputs -= k
-
     def _has_work(self) -> bool:
+        if self.hold_inputs:
+            return bool(self._derived or self._pending_state or self._pending_summary)
         return bool(self._inputs or self._derived or self._pending_state or self._pending_summary
                     or (self._journal_dir is not None and self._acked < self._gap_end()))
 
     async def _step(self) -> bool:
         """One transaction: journal catch-up if there is a gap before the backlog, else live entries."""
         self._partial = False
+        if self.hold_inputs:
+            return await self._live_step(inputs_too=False)
         gap_end = self._gap_end()
         if self._acked < gap_end:
             if self._journal_dir is None or self._tail is None:
@@ -700,17 +337,34 @@ class ValkeyWriter:
             return await self._catch_up_step(gap_end)
         return await self._live_step()
 
-    async def _live_step(self) -> bool:
-        inputs, derived = self._inputs, self._derived
+    async def _journal_has(self) -> int | None:
+        """The journal leads: entries go to Valkey only once the journal holds what they come from on disk, so
+        Valkey never has an event the journal lacks (even after kill -9 of the app). Returns the seq up to which
+        entries may go (None: no journal of this run to wait for)."""
+        j = self._journal_obj
+        if j is None or not j.is_open:
+            return None
+        target = self._seq
+        if j.settled_seq < target:
+            await j.flush()  # the journal writes now rather than at its next interval
+        return target if j.settled_seq >= target else j.flushed_seq
+
+    async def _live_step(self, inputs_too: bool = True) -> bool:
+        inputs, derived = self._inputs if inputs_too else deque(), self._derived
         if not inputs and not derived:
             return False
+        upto = await self._journal_has()
+        if inputs_too and inputs and inputs[0].first > self._acked + 1:
+            return True  # the backlog spilled while we waited for the journal: catch-up first (see _step)
         max_batch = self.cfg.max_batch
         t0 = time.perf_counter()
         # less than a full batch waiting: after this one, let the next fill for a while (see _run)
         self._partial = self._n_inputs + self._n_derived < max_batch
-        ins = _take(inputs, max_batch)
+        ins = _take(inputs, max_batch, upto)
         n_in = sum(len(c.lens) for c in ins)
-        des = _take(derived, max(max_batch - n_in, max_batch // 4))
+        des = _take(derived, max(max_batch - n_in, max_batch // 4), upto)
+        if not ins and not des:
+            return False
         n_de = sum(len(c.lens) for c in des)
         last_seq, now = (ins[-1].last, ins[-1].now) if ins else (None, 0)
         last_ms = await self._write(_pack(ins), _pack(des), last_seq, now)
@@ -730,86 +384,6 @@ class ValkeyWriter:
         self._account(n_in + n_de, n_in, t0)
         return True
 
-    async def _catch_up_step(self, gap_end: int) -> bool:
-        assert self._tail is not None
-        want = self._acked + 1
-        t0 = time.perf_counter()
-        frames = await self._tail.read(want, min(self.cfg.max_batch, gap_end - self._acked))
-        frames = [f for f in frames if f[0] <= gap_end]
-        if not self._catchup_logged:
-            self._catchup_logged = True
-            log.info("valkey: catching up %d input events from the journal", gap_end - self._acked)
-        if not frames:
-            j = self._journal_obj
-            if j is not None and self._tail.exhausted and j.settled_seq >= want:
-                # the journal is past `want` yet holds no such frame: it refused them (disk trouble)
-                skip_to = min(gap_end, j.settled_seq)
-                self._st["lost"] += skip_to - self._acked
-                log.error("valkey: the journal has no events %d..%d (refused by a stuck disk); they are lost",
-                          want, skip_to)
-                self._acked = skip_to
-                return True
-            if j is not None and j.is_open and j.flushed_seq < want:
-                await j.flush()  # have the journal write what we need now rather than in 50 ms
-                return True
-            return False  # not on disk yet: try again next interval
-        if frames[0][0] > want:
-            self._st["lost"] += frames[0][0] - want
-        # only the type, ticker and time of each frame matter here: a light decode, the stream by (type, ticker)
-        # from a cache, the ack clock's rules (IdClock.ms) inlined
-        head = _head_decoder.decode
-        streams = self._catchup_streams
-        clock = self._clock_ack.copy()
-        last, now, floor = clock.last, clock.now, clock.floor_ms
-        schema = SCHEMA_VERSION
-        meta: list[int] = []
-        for seq, payload in frames:
-            try:
-                h = head(payload)
-            except msgspec.DecodeError:
-                codec.decode_input(payload)  # raises the CodecError that says what is wrong
-                raise
-            stream = streams.get((h.type, h.ticker))
-            if stream is None or h.v != schema:
-                stream = self._catchup_stream(h, payload)
-            key, ix, timeless = stream
-            ts = h.ts
-            prev = last.get(key, 0)
-            if ts > 0:
-                ms = ts // 1_000_000
-                if ms > now:
-                    now = ms
-                if ms < prev:
-                    ms = prev
-            else:
-                ms = prev or now or (floor if timeless else 0)
-            last[key] = ms
-            meta += (ix, ms, seq)
-        clock.now = now
-        last_seq = frames[-1][0]
-        derived = self._derived
-        des = _take(derived, self.cfg.max_batch // 4)
-        n_de = sum(len(c.lens) for c in des)
-        payloads = [p for _seq, p in frames]
-        await self._write((_encode(meta), _encode(list(map(len, payloads))), b"".join(payloads)), _pack(des),
-                          last_seq, clock.now)
-        if des:
-            last_n = des[-1].last
-            while derived and derived[0].last <= last_n:
-                self._n_derived -= len(derived.popleft().lens)
-        self._acked = last_seq
-        self._clock_ack = clock
-        self._st["caught_up"] += len(frames)
-        self._account(len(frames) + n_de, len(frames), t0)
-        if self._acked >= self._gap_end():
-            log.info("valkey: caught up with the journal (event %d); writing live again", self._acked)
-        # leave the loop to everyone else for a while: catch-up uses at most `catchup_duty` of it
-        spent = time.perf_counter() - t0
-        duty = self.cfg.catchup_duty
-        if duty < 1:
-            await asyncio.sleep(spent * (1 - duty) / duty)
-        return True
-
     async def _write(self, inputs: tuple[bytes, bytes, bytes], derived: tuple[bytes, bytes, bytes],
                      last_seq: int | None, now: int) -> list[Any]:
         """One server-side script call: every XADD of the batch, then the progress hash (see _WRITE_LUA). Returns
@@ -820,10 +394,16 @@ class ValkeyWriter:
         if self._script is None:
             self._script = self._client.register_script(_WRITE_LUA)  # type: ignore[union-attr]
         out = await self._script(keys=self._keys_arg, args=["" if last_seq is None else last_seq, now,
-                                                            self._maxlen_arg, *inputs, *derived])
+                                                            self._maxlen_arg, *inputs, *derived, self._late_arg,
+                                                            len(self.prefix) + 1])
         if out[1]:
             self._st["duplicates"] += int(out[1])
-        return out[2:]
+        if out[2]:
+            if not self._st["late"]:
+                log.warning("valkey: run %s has events older than what its streams already hold (a later run wrote "
+                            "first); they are stored under %s* with their own ids", self.run_id, self._late_arg)
+            self._st["late"] += int(out[2])
+        return out[3:]
 
     def _account(self, n: int, n_in: int, t0: float) -> None:
         ms = (time.perf_counter() - t0) * 1000
@@ -834,75 +414,3 @@ class ValkeyWriter:
         st["last_batch_ms"] = round(ms, 3)
         if ms > st["max_batch_ms"]:
             st["max_batch_ms"] = round(ms, 3)
-
-    async def _flush_pending_extras(self) -> None:
-        for name in list(self._pending_state):
-            await self._write_state(name, self._pending_state[name])
-            del self._pending_state[name]
-        for run_id in list(self._pending_summary):
-            await self._write_summary(run_id, self._pending_summary[run_id])
-            del self._pending_summary[run_id]
-
-    async def _write_state(self, name: str, fields: dict[str, bytes]) -> None:
-        client = self._client or self._new_client()
-        key = f"{self.prefix}:learned:{name}"
-        pipe = client.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-        await pipe.execute()
-
-    async def _write_summary(self, run_id: str, fields: dict[str, bytes]) -> None:
-        client = self._client or self._new_client()
-        pipe = client.pipeline(transaction=True)
-        key = f"{self.prefix}:run:{run_id}"
-        pipe.delete(key)
-        if fields:
-            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-        pipe.zadd(f"{self.prefix}:runs", {run_id: time.time()})
-        await pipe.execute()
-
-
-def _take(chunks: deque[_Chunk], limit: int) -> list[_Chunk]:
-    """The first chunks holding at most `limit` entries together (at least one chunk)."""
-    out: list[_Chunk] = []
-    n = 0
-    for c in chunks:
-        k = len(c.lens)
-        if out and n + k > limit:
-            break
-        out.append(c)
-        n += k
-    return out
-
-
-def _last_seq(journal_dir: Path) -> int:
-    last = 0
-    for seq, _payload in JournalReader(journal_dir):
-        last = seq
-    return last
-
-
-def _state_fields(state: dict[str, Any]) -> dict[str, bytes]:
-    if not isinstance(state, dict):
-        raise TypeError("state must be a dict of plain values")
-    fields: dict[str, bytes] = {}
-    for k, v in state.items():
-        if not isinstance(k, str) or k in _STATE_META:
-            raise TypeError(f"state key {k!r} must be a str and not one of {_STATE_META}")
-        try:
-            fields[k] = msgspec.msgpack.encode(v)
-        except TypeError as err:
-            raise TypeError(f"state[{k!r}] is not plain data ({err}); use lists, dicts, numbers, strings") from None
-    fields["_v"] = b"1"
-    fields["_saved_ns"] = str(time.time_ns()).encode()
-    return fields
-
-
-def _state_from_fields(raw: dict[Any, bytes]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in raw.items():
-        name = k.decode() if isinstance(k, bytes) else k
-        if name in _STATE_META:
-            continue
-        out[name] = msgspec.msgpack.decode(v)
-    return out

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from app.config import JournalConfig
-from app.io.journal import (FRAME, MAGIC, Journal, JournalError, JournalReader, JournalTail, iter_frames,
+from app.io.journal import (FRAME, MAGIC, SYNC, Journal, JournalError, JournalReader, JournalTail, iter_frames,
                             read_header, read_journal)
 from tests.io.samples import inputs
 
@@ -126,7 +126,7 @@ def test_tail_reads_frames_as_they_are_written(tmp_path):
         last = sorted(j.path.glob("*.hmj"))[-1]
         await j.close()
         with open(last, "ab") as f:
-            f.write(FRAME.pack(100, 3001, 0) + b"\x01" * 10)
+            f.write(FRAME.pack(SYNC, 100, 3001, 0) + b"\x01" * 10)
         assert await tail.read(3001, 10) == [] and tail.exhausted
         # reading again from an earlier position (after a failed write) works
         again = await tail.read(1200, 5)

@@ -265,10 +265,12 @@ def test_streams_are_trimmed_approximately(valkey_url, tmp_path):
     assert 100 <= n < 400
 
 
-def test_events_without_a_time_do_not_drag_a_stream_to_the_wall_clock(valkey_url, tmp_path):
-    """A book snapshot with ts 0 before the first trade (and a simulated or replayed day that is not today) must
-    not push every later id of its stream to the run's wall-clock start."""
+def test_events_without_a_time_take_the_run_start_never_an_id_near_zero(valkey_url, tmp_path):
+    """A book snapshot with ts 0 before the first trade used to get an id like 0-2, refused as older than the
+    stream's last id in every later run. It takes the run's start (the journal header's wall clock) instead, and the
+    stream's later ids never go below it (the trade-off for days that are not today: their ids stay at the start)."""
     from app.events import Book, State
+    from app.io.valkey_writer import run_start_ms
 
     async def main():
         j = Journal(tmp_path, "run-t", JournalConfig())
@@ -283,15 +285,15 @@ def test_events_without_a_time_do_not_drag_a_stream_to_the_wall_clock(valkey_url
         await j.close()
         await w.close()
         exp = expected_ids(j.path)
-        return exp, await stream_ids(valkey_url, exp)
+        return exp, await stream_ids(valkey_url, exp), run_start_ms(j.path)[1]
 
-    exp, got = asyncio.run(main())
+    exp, got, start = asyncio.run(main())
     assert got == exp
     ms0 = T0 // 1_000_000
-    assert got["hmarl:book:WDOZ26"] == ["0-2", f"{ms0 + 1}-8"]  # the second one takes the exchange time
+    assert got["hmarl:book:WDOZ26"] == [f"{start}-2", f"{max(start, ms0 + 1)}-8"]
     assert [int(i.split("-")[0]) for i in got["hmarl:trade:WDOZ26"]] == [ms0] * 4 + [ms0 + 1]
     state_ms = [int(i.split("-")[0]) for i in got["hmarl:state"]]
-    assert state_ms[0] == state_ms[1] > ms0  # states: the run's start (wall clock), as they carry no time
+    assert state_ms[0] == state_ms[1] == start
 
 
 def test_mixed_and_oversized_batches_keep_the_journal_ids_and_bytes(valkey_url, tmp_path):
