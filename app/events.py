@@ -36,6 +36,9 @@ class Trade(Event, frozen=True, tag=True, gc=False):
     aggressor: Aggressor
     received_ns: int
     edit: bool = False  # the DLL re-sent an edited trade (TC_IS_EDIT / bEdit)
+    # the aggressor was inferred by the tick rule (tapes without one, e.g. B3's TradeIntraday file), not reported by
+    # the exchange; last and defaulted so journals written before it still decode
+    aggressor_inferred: bool = False
 
 
 class Book(Event, frozen=True, tag=True, gc=False):

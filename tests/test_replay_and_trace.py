@@ -68,3 +68,86 @@ def test_report_writes_non_empty_charts_and_a_summary_that_matches_the_live_run(
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     md = (cwd / out["report"]).read_text()
     assert "identical to the live run" in md and "callback -> decision latency: p50" in md
+
+
+# -- replay honesty: every tape format replays, and nothing read is never a quiet success -------------------------
+
+B3_TAPE = ("DataReferencia;CodigoInstrumento;AcaoAtualizacao;PrecoNegocio;QuantidadeNegociada;HoraFechamento;"
+           "CodigoIdentificadorNegocio;TipoSessaoPregao;DataNegocio;CodigoParticipanteComprador;"
+           "CodigoParticipanteVendedor\n"
+           + "".join(f"2026-11-20;WDOZ26;0;{5123 + (i % 4) * 0.5:.3f};1;0900{i // 10:02d}{i % 10}00;{(i + 1) * 10};1;"
+                     f"2026-11-20;8;3\n".replace(".", ",", 1) for i in range(300)))
+
+
+def _scratch() -> Path:
+    cwd = Path(tempfile.mkdtemp(prefix="hmarl-tapes-"))
+    (cwd / "config.toml").write_text(TEST_CONFIG)
+    return cwd
+
+
+def _summary(proc) -> dict:
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_tape_in_an_unknown_layout_exits_3_with_one_line_and_a_json_error():
+    cwd = _scratch()
+    (cwd / "tape.csv").write_text("a;b;c;d;e;f\n" + "1;2;3;4;5;6\n" * 119)
+    proc = run_app("replay", "tape.csv", "--json", cwd=cwd)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "tape.csv: no trade read from 120 lines" in errors[0]
+    assert "found header 'a;b;c;d;e;f' (6 columns)" in errors[0]
+    summary = _summary(proc)
+    assert summary["error"] == errors[0].removeprefix("error: ") and summary["trades"] == {}
+
+
+def test_b3_intraday_and_generic_csv_tapes_replay_through_the_pipeline():
+    cwd = _scratch()
+    (cwd / "TradeIntraday_20261120_1.txt").write_text(B3_TAPE)
+    proc = run_app("replay", "TradeIntraday_20261120_1.txt", "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = _summary(proc)
+    assert summary["trades"] == {"WDOZ26": 300} and summary["error"] is None and summary["gaps"] == 0
+    rows = "".join(f"2026-11-20T10:00:{i // 10:02d}.{i % 10}00,{5123 + (i % 4) * 0.5},1,{'B' if i % 2 else 'S'},"
+                   f"{5122.5 + (i % 4) * 0.5},{5123.5 + (i % 4) * 0.5}\n" for i in range(200))
+    (cwd / "other.csv").write_text("Time,Price,Volume,Side,Bid,Ask\n" + rows + "2026-11-20T10:01:00,inf,1,B,,\n")
+    (cwd / "config.toml").write_text(TEST_CONFIG + '[replay]\nticker = "WDOZ26"\n')
+    proc = run_app("replay", "other.csv", "--json", "--columns", "ts=Time,price=Price,qty=Volume,side=Side,"
+                   "bid=Bid,ask=Ask", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = _summary(proc)
+    assert summary["trades"] == {"WDOZ26": 200} and summary["lines_skipped"] == 1 and summary["error"] is None
+
+
+def test_an_unreadable_journal_or_one_without_trades_exits_3():
+    import asyncio
+
+    from app.config import JournalConfig
+    from app.events import State
+    from app.io.journal import Journal
+    from tests.io.samples import inputs
+
+    cwd = _scratch()
+
+    async def write(run_id, events):
+        j = Journal(cwd / "journal", run_id, JournalConfig())
+        await j.open()
+        j.append(events)
+        await j.close()
+        return j.path
+
+    damaged = asyncio.run(write("run-d", inputs(20)))
+    part = next(damaged.glob("*.hmj"))
+    data = bytearray(part.read_bytes())
+    data[8:12] = (1 << 20).to_bytes(4, "little")  # the header length field is garbage
+    part.write_bytes(bytes(data))
+    empty = asyncio.run(write("run-e", [State(conn_type=2, result=4, name="MARKET_CONNECTED", received_ns=0)]))
+    for run, why in ((damaged, "damaged journal header"), (empty, "no trade read from the run journal")):
+        proc = run_app("replay", str(run), "--json", cwd=cwd)
+        assert proc.returncode == 3, (why, proc.stderr[-2000:])
+        assert why in _summary(proc)["error"] and f"error: replay: {run}" in proc.stderr
+
+
+def test_a_bad_columns_option_is_a_config_error():
+    proc = run_app("replay", "x.csv", "--columns", "when=Time,price=Price,qty=Volume")
+    assert proc.returncode == 2 and "unknown role 'when'" in proc.stderr

@@ -1,5 +1,9 @@
-"""`python -m app replay PATH`: a journal or a Profit "Times & Trades" CSV through the full pipeline, on the loop,
-with no DLL thread; `--trace` runs it on one thread in asyncio debug mode and writes the causality trace."""
+"""`python -m app replay PATH`: a journal or a tape (Profit "Times & Trades" CSV, B3 TradeIntraday file, any CSV
+through `--columns`) through the full pipeline, on the loop, with no DLL thread; `--trace` runs it on one thread in
+asyncio debug mode and writes the causality trace.
+
+A replay that reads nothing is a failure, not an empty success: unreadable input or zero trades exits 3
+(EXIT_FEED) with one line on stderr and the same line in the --json summary's "error" field."""
 from __future__ import annotations
 
 import argparse
@@ -19,11 +23,16 @@ from app.feed.base import FeedError
 from app.loops import run as run_loop
 
 NAME = "replay"
-HELP = "replay a journal or a Profit Times & Trades CSV through the pipeline (deterministic)"
+HELP = "replay a journal or a tape (Profit CSV, B3 TradeIntraday, generic CSV) through the pipeline (deterministic)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="a run's journal directory or file, or a Profit CSV export")
+    p.add_argument("path", help="a run's journal directory or file, a Profit CSV export, a B3 TradeIntraday file, "
+                   "or a CSV read with --columns")
+    p.add_argument("--columns", default=None, metavar="MAP",
+                   help="read PATH as a generic CSV: role=column pairs, e.g. ts=Time,price=Price,qty=Volume,"
+                   "side=Aggressor,ticker=Symbol (roles: ts or date+time, price, qty, side, ticker, bid, ask, "
+                   "bid_qty, ask_qty, buyer, seller; a column is a header name or a 1-based number)")
     p.add_argument("--speed", default="max", help="1 = real time, 10 = ten times faster, max = as fast as possible")
     p.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     p.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
@@ -54,7 +63,8 @@ def trace_path(path: str, option: str) -> Path:
     return p.with_name(p.name + ".trace.jsonl")
 
 
-async def _main(args: argparse.Namespace, cfg: config_mod.Config, speed: float | None) -> tuple[int, App, Any]:
+async def _main(args: argparse.Namespace, cfg: config_mod.Config,
+                speed: float | None) -> tuple[int, App, Any, str]:
     tracer = None
     out_ctx: Any = nullcontext()
     if args.trace is not None:
@@ -72,9 +82,8 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config, speed: float |
         install_signal_handlers(stop)
         try:
             await app.start()
-        except FeedError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FEED, app, tracer
+        except FeedError as exc:  # App.start has already stopped what it started
+            return EXIT_FEED, app, tracer, _one_line(str(exc))
         progress = _progress(app, args)
         try:
             with progress:
@@ -83,7 +92,12 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config, speed: float |
                     progress.update(app)
         finally:
             await app.stop()
-    return EXIT_OK, app, tracer
+    error = (app.feed.stats().get("error") if app.feed is not None else None) or ""
+    return (EXIT_FEED if error else EXIT_OK), app, tracer, _one_line(error)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 class _NoProgress:
@@ -128,20 +142,29 @@ def _progress(app: App, args: argparse.Namespace) -> _NoProgress:
 def run(args: argparse.Namespace) -> int:
     speed = parse_speed(args.speed)
     overrides: dict[str, Any] = {"feed.kind": "replay"}
+    if args.columns:
+        from app.feed.replay.tapes import parse_columns
+
+        overrides["replay.columns"] = parse_columns(args.columns)  # ConfigError (exit 2) for a bad mapping
     if not args.outputs or args.trace is not None:
         # replay computes; tracing runs on one thread, so no ZMQ I/O threads and no Valkey
         overrides.update({"zmq.enabled": False, "valkey.enabled": False})
     recorded = None if args.use_config else recorded_config(args.path, overrides)
     cfg = recorded or config_mod.load(args.config, overrides)
     if not Path(args.path).exists():
-        print(f"error: {args.path}: no such file or directory; give a journal directory or a CSV export",
-              file=sys.stderr)
+        error = f"{args.path}: no such file or directory; give a journal directory or a tape file"
+        print(f"error: {error}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"path": args.path, "error": error}), flush=True)
         return EXIT_FEED
     setup_logging(cfg.run.log_level)
     tracing = args.trace is not None
-    code, app, tracer = run_loop(lambda: _main(args, cfg, speed),  # type: ignore[misc]
-                                 "asyncio" if tracing else "auto", debug=tracing)
+    code, app, tracer, error = run_loop(lambda: _main(args, cfg, speed),  # type: ignore[misc]
+                                        "asyncio" if tracing else "auto", debug=tracing)
     summary = replay_summary(app)
+    summary["error"] = error or None
+    if error:
+        print(f"error: {error}", file=sys.stderr)
     if tracer is not None:
         summary["trace"] = {"path": str(trace_path(args.path, args.trace)), "decisions": tracer.decisions,
                             "slow_batches": tracer.slow_batches}

@@ -1,10 +1,13 @@
-"""ReplayFeed: a journal or a Profit CSV export, delivered by a coroutine on the loop (no DLL, no thread).
+"""ReplayFeed: a journal or a tape file (Profit CSV export, B3 TradeIntraday, generic CSV through
+`[replay.columns]`), delivered by a coroutine on the loop (no DLL thread).
 
 The same file always yields the same events in the same order, in batches of at most `replay.batch`; only
 `received_ns` differs (stamped with time.monotonic_ns() when a batch is delivered, so latency figures mean
 "since delivery" and nothing deterministic depends on it). Pacing follows the events' exchange time at `speed`x
 real time, or as fast as the pipeline takes them when speed is None; a batch never spans a pacing wait.
-The format is detected by content: the journal magic, a directory of journal parts, or else CSV text.
+The format is detected by content (tapes.sniff_format). A replay that cannot be read, or that reads no trade,
+is never a quiet success: a tape's problem is raised by start() (FeedError, one line), a journal's (damaged
+header, bad magic, zero trades, failure mid-way) is kept in stats()["error"] for the replay command to report.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from app.events import InputEvent, Trade
 from app.feed.base import FeedError, Sink
 from app.io import codec
 from app.io.journal import JournalError, JournalReader, is_journal_file
-from app.feed.replay.profit_csv import ProfitCsv
+from app.io.journal_format import parse_header
+from app.feed.replay.tapes import load_tape, sniff_format
 
 log = logging.getLogger("app.feed.replay")
 
@@ -60,21 +64,34 @@ class ReplayFeed:
         self._phase = "idle"
         self._progress_fn: Any = lambda: 0.0
         self._csv_report: dict[str, Any] | None = None
+        self._tape_events: list[InputEvent] = []
+        self.error = ""  # one line: why this replay delivered nothing usable
         self._started = 0.0
         self._finished = 0.0
 
     async def start(self, sink: Sink) -> None:
         if self._task is not None:
             return
-        self.format = detect_format(self.path)
+        self.format = sniff_format(self.path, {k: str(v) for k, v in self.cfg.replay.columns.items()} or None)
+        source: Any = None
         if self.format == "journal":
             try:
                 reader = JournalReader(self.path)
-            except JournalError as err:
+                for part in reader.files:
+                    _check_header(part)
+            except (JournalError, OSError) as err:
                 raise FeedError(f"replay: {err}") from None
-            source: Any = reader
+            source = reader
         else:
-            source = None
+            self._phase = "parsing"
+            # off the loop: a B3 file of a few hundred thousand rows takes a second or two to read
+            tape = await asyncio.to_thread(load_tape, self.path, self.cfg)
+            self._tape_events = tape.events
+            self._csv_report = tape.report
+            self._skipped = int(tape.report.get("skipped", 0))
+            if self._skipped:
+                self._errors.append(f"{self._skipped} malformed lines skipped (first: " + ", ".join(
+                    str(line).split(":", 1)[0] for line in tape.report.get("skipped_lines", [])[:10]) + ")")
         self.done.clear()
         self._started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run(sink, source), name="replay-feed")
@@ -92,7 +109,8 @@ class ReplayFeed:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "feed": "replay", "format": self.format, "path": str(self.path), "speed": self.speed or "max",
-            "phase": self._phase, "events": self._events, "batches": self._batches, "trades": dict(self._trades),
+            "phase": self._phase, "error": self.error or None, "events": self._events, "batches": self._batches,
+            "trades": dict(self._trades),
             "lines_skipped": self._skipped, "progress": round(self._progress_fn(), 4), "errors": list(self._errors),
             "seconds": round((self._finished or time.monotonic()) - self._started, 3) if self._started else 0.0,
         }
@@ -108,19 +126,23 @@ class ReplayFeed:
                 self._progress_fn = lambda: reader.bytes_read / reader.bytes_total if reader.bytes_total else 1.0
                 await self._deliver(self._journal_events(reader), sink)
                 self._errors.extend(reader.truncated)
+                if not self._trades:
+                    self.error = (f"replay: {self.path}: no trade read from the run journal ({reader.frames} "
+                                  f"frames, {len(reader.damage)} damaged stretches)")
             else:
-                trades = await self._parse_csv()
+                events, self._tape_events = self._tape_events, []
                 self._phase = "replaying"
-                total = len(trades) or 1
+                total = len(events) or 1
                 self._progress_fn = lambda: self._events / total
-                await self._deliver(trades, sink)
-            self._phase = "finished"
+                await self._deliver(events, sink)
+            self._phase = "failed" if self.error else "finished"
         except asyncio.CancelledError:
             self._phase = "stopped"
             raise
         except Exception as err:  # noqa: BLE001 - a replay failure ends the replay, reported in stats
             self._phase = "failed"
             self._errors.append(f"{type(err).__name__}: {err}")
+            self.error = f"replay: {self.path} failed: {type(err).__name__}: {err}".replace("\n", " ")
             log.error("replay of %s failed: %s", self.path, err)
         finally:
             self._finished = time.monotonic()
@@ -137,27 +159,8 @@ class ReplayFeed:
                     self._errors.append(f"frame {seq}: {err}")
                 log.warning("%s: frame %d skipped: %s", self.path, seq, err)
 
-    async def _parse_csv(self) -> list[Trade]:
-        self._phase = "parsing"
-        data = self.path.read_bytes()
-        parser = ProfitCsv(data, str(self.path))
-        self._progress_fn = lambda: 0.0
-        for _ in parser.parse():
-            await asyncio.sleep(0)  # a big file must not hold the loop
-        trades = parser.finish()
-        report = parser.report
-        self._skipped = report.skipped
-        self._csv_report = report.as_dict()
-        if report.skipped:
-            self._errors.append(f"{report.skipped} malformed lines skipped (first: "
-                                f"{', '.join(str(n) for n, _ in report.skipped_lines[:10])})")
-        if not trades:
-            raise FeedError(f"replay: no trades could be read from {self.path} ({report.lines} rows, "
-                            f"{report.skipped} malformed)")
-        return trades
-
     async def _deliver(self, events: Iterable[InputEvent], sink: Sink) -> None:
-        restamp = self.format == "csv" or self.cfg.replay.restamp
+        restamp = self.format != "journal" or self.cfg.replay.restamp
         limit = self.cfg.replay.batch
         replace = msgspec.structs.replace
         trades = self._trades
@@ -202,3 +205,10 @@ class ReplayFeed:
                 await asyncio.sleep(0)
         if batch:
             flush()
+
+
+def _check_header(part: Path) -> None:
+    """JournalError for a part whose magic or header is damaged; a header cut short by a crash while the part was
+    being created is left to the reader, which reports it as damage and carries on."""
+    with open(part, "rb") as f:
+        parse_header(f.read(1 << 16), str(part))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -243,9 +244,12 @@ class ProfitCsv:
         elif self._ptbr and _THOUSANDS.match(s):
             s = s.replace(".", "")  # 128.550 in a pt-BR export is 128550
         try:
-            return float(s)
+            value = float(s)
         except ValueError:
             raise RowError(f"{text.strip()!r} is not a number") from None
+        if not math.isfinite(value):  # float() accepts "inf" and "nan": malformed here, never data
+            raise RowError(f"{text.strip()!r} is not a finite number")
+        return value
 
     def _skip(self, lineno: int, why: str, line: str) -> None:
         rep = self.report

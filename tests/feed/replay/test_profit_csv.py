@@ -94,3 +94,13 @@ def test_parser_gives_the_loop_back_while_parsing_a_big_file():
     parser = ProfitCsv((row * 12_000).encode(), "big.csv")
     yields = sum(1 for _ in parser.parse(chunk=5000))
     assert yields == 2 and len(parser.finish()) == 12_000
+
+
+def test_infinite_or_nan_numbers_are_malformed_rows_not_data(tmp_path):
+    text = ("WDOZ26;20/11/2026;10:00:03;8 - UBS;inf;1;3 - XP;Comprador\n"
+            "WDOZ26;20/11/2026;10:00:02;8 - UBS;5123,50;nan;3 - XP;Comprador\n"
+            "WDOZ26;20/11/2026;10:00:01;8 - UBS;5123,00;inf;3 - XP;Vendedor\n"
+            "WDOZ26;20/11/2026;10:00:00;8 - UBS;5122,50;1;3 - XP;Vendedor\n")
+    trades, rep = parse_profit_csv(_write(tmp_path, text))
+    assert [t.price for t in trades] == [5122.5]
+    assert rep.skipped == 3 and all("not a finite number" in why for _n, why in rep.skipped_lines)

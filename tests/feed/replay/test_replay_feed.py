@@ -11,6 +11,7 @@ from app.config import JournalConfig
 from app.events import Trade
 from app.feed.base import FeedError
 from app.feed.replay import ReplayFeed, detect_format
+from app.feed.replay.tapes import NoTradesRead
 from app.io.journal import Journal
 from tests.io.samples import inputs, trade
 
@@ -142,5 +143,6 @@ def test_unreadable_inputs_are_clear_errors(tmp_path):
         detect_format(binary)
     empty = tmp_path / "empty.csv"
     empty.write_text("nothing;useful\n")
-    _batches, stats = _replay(empty)
-    assert stats["phase"] == "failed" and "no trades" in stats["errors"][-1]
+    # a tape that yields no trade fails at start, before anything is delivered (no quiet empty replay)
+    with pytest.raises(NoTradesRead, match=r"no trade read from 1 lines.*'nothing;useful' \(2 columns\)"):
+        _replay(empty)
