@@ -18,6 +18,7 @@ from app.feed.base import Feed, FeedError
 from app.pipeline import Pipeline
 
 log = logging.getLogger("app")
+FEED_STOP_SHARE = 0.5  # of the stop bound: the feed stops first, the outputs need the rest to flush
 
 
 def make_feed(cfg: Config, replay_path: str | None = None, speed: float | None = None) -> Feed:
@@ -57,6 +58,7 @@ class App:
         self.started_at = 0.0
         self.stopped_at = 0.0
         self.running = False
+        self.stop_overran: list[str] = []  # stop steps abandoned at the deadline
 
     @classmethod
     def from_config(cls, source: str | Path | Config | None = None, **overrides: Any) -> "App":
@@ -89,18 +91,37 @@ class App:
         self.started_at = time.monotonic()
         self.running = True
 
-    async def stop(self, finalize: bool = False) -> None:
-        """Feed first, then drain and flush. `finalize=True` also shuts the DLL down for good (process exit)."""
+    async def stop(self, finalize: bool = False, deadline: float | None = None) -> None:
+        """Feed first, then drain and flush. `finalize=True` also shuts the DLL down for good (process exit).
+        Everything ends by `deadline` (time.monotonic(); default now + run.stop_timeout): the feed gets a share of
+        it, the outputs the rest; `unpersisted()` then says what could not be kept."""
         if not self.running:
             return
         self.running = False
+        if deadline is None:
+            deadline = time.monotonic() + self.cfg.run.stop_timeout
         try:
             if self.feed is not None:
-                await self.feed.stop(finalize=finalize)
+                share = max(0.5, (deadline - time.monotonic()) * FEED_STOP_SHARE)
+                try:  # shielded: a DLL call in progress finishes in its thread; we only stop waiting for it
+                    await asyncio.wait_for(asyncio.shield(self.feed.stop(finalize=finalize)), timeout=share)
+                except asyncio.TimeoutError:
+                    self.stop_overran.append("stopping the feed")
+                    log.error("stop: the feed did not stop within %.1f s; flushing the outputs anyway", share)
         finally:
             self.stopped_at = time.monotonic()
             if self.pipeline is not None:
-                await self.pipeline.stop(self.summary())
+                await self.pipeline.stop(self.summary(), deadline)
+                self.stop_overran += self.pipeline.stop_overran
+
+    def unpersisted(self) -> Any:
+        """app.io.unpersisted.Unpersisted: measured at stop, or now (a forced exit) while running."""
+        from app.io.unpersisted import Unpersisted, measure
+
+        p = self.pipeline
+        if p is None:
+            return Unpersisted()
+        return p.unpersisted if p.unpersisted is not None else measure(p.journal, p.writer)
 
     async def wait(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
         """Until the duration passes, `stop` is set, or the feed is done (replay end)."""
@@ -152,6 +173,19 @@ class App:
             part = feed.get(key) if key == "process" else snap.get(key)
             if part:
                 out[key] = part
+        from app.io.alarms import run_alarms
+
+        alarms = run_alarms(snap)
+        if alarms:
+            out["storage_alarms"] = alarms
+        if self.stop_overran:
+            out["stop_overran"] = list(self.stop_overran)
+        # only once measured at the end of the stop: before it, frames still in memory are simply not written yet
+        lost = self.pipeline.unpersisted if self.pipeline is not None else None
+        if lost is not None and (lost.lost_inputs or lost.derived):
+            import msgspec
+
+            out["unpersisted"] = msgspec.to_builtins(lost)
         return out
 
 

@@ -90,7 +90,10 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
         io.add_column(col)
     vk = snap.get("valkey")
     if vk is not None:
-        io.add_row("valkey", "connected" if vk.get("connected") else "DOWN (catching up from the journal later)",
+        state = ("connected" if vk.get("connected") and not vk.get("error") else
+                 f"{vk['error']} (catching up from the journal later)" if vk.get("error") else
+                 "DOWN (catching up from the journal later)")
+        io.add_row("valkey", state,
                    _fmt(vk.get("backlog")), _fmt(vk.get("written")), _fmt(vk.get("dropped")))
     zq = snap.get("zmq")
     if zq is not None:
@@ -99,6 +102,11 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
     if jr is not None:
         io.add_row("journal", "error: " + jr["error"] if jr.get("error") else "writing",
                    _fmt(jr.get("buffered_bytes")), _fmt(jr.get("frames")), _fmt(jr.get("refused")))
+    from app.io.alarms import current_alarm
+
+    alarm = current_alarm(snap)
+    if alarm:  # a storage fault is the first thing on the screen, not a cell in the outputs table
+        return Group(Panel(Text("ALARM " + alarm, style="bold white on red")), Panel(head), market, agents, desk, io)
     return Group(Panel(head), market, agents, desk, io)
 
 

@@ -36,6 +36,7 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 VALKEY_COMPLETE_FILE = "valkey.complete"  # every input event of the run is in Valkey (app.io.earlier_runs)
 _digest_encoder = msgspec.msgpack.Encoder()
+_RESERVE_S = 1.0  # of the stop bound, kept for closing files and stopping the embedded server
 
 
 def decision_fingerprint(d: Decision) -> bytes:
@@ -101,6 +102,8 @@ class Pipeline:
         self.supervisor: Any = None
         self._last_metric = (time.monotonic(), 0)
         self.lock: Any = None
+        self.unpersisted: Any = None  # app.io.unpersisted.Unpersisted, measured at stop
+        self.stop_overran: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -184,7 +187,16 @@ class Pipeline:
             # before load_state: a run that ended with Valkey down left its final learned state beside its journal
             adopt_unwritten(self.journal.path.parent, self.journal.path, self.writer)
 
-    async def stop(self, summary: dict[str, Any] | None = None) -> None:
+    async def stop(self, summary: dict[str, Any] | None = None, deadline: float | None = None) -> None:
+        """Save state, flush and close the outputs, every step within `deadline` (time.monotonic(); default now +
+        run.stop_timeout) whatever the disk or Valkey do. What could not be persisted by then is measured in
+        `self.unpersisted` (app.io.unpersisted); steps that ran out of time are named in `self.stop_overran`."""
+        if deadline is None:
+            deadline = time.monotonic() + self.cfg.run.stop_timeout
+
+        def left(reserve: float = 0.0) -> float:
+            return max(0.0, deadline - time.monotonic() - reserve)
+
         if self._earlier is not None:  # at once: the next start resumes it
             self._earlier.cancel()
             await asyncio.gather(self._earlier, return_exceptions=True)
@@ -193,36 +205,60 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        summary = summary or self.summary()
+        writer, journal = self.writer, self.journal
         try:
-            if self.writer is not None:
+            if writer is not None:
                 if not self.replay:
-                    await self.writer.save_state(STATE_NAME, self.hierarchy.state())
-                await self.writer.write_summary(self.run_id, summary or self.summary())
-            if self.journal is not None:
-                await self.journal.flush()
-            if self.writer is not None:
-                await self.writer.close()
-                if self.journal is not None:
+                    await self._within("saving the learned state", writer.save_state(STATE_NAME,
+                                                                                     self.hierarchy.state()), left())
+                await self._within("writing the run summary to Valkey", writer.write_summary(self.run_id, summary),
+                                   left())
+            if journal is not None:
+                # a full disk may free up meanwhile: keep trying until a reserve for the rest of the stop is left
+                await self._within("flushing the journal", journal.flush(), left(_RESERVE_S))
+            if writer is not None:
+                await writer.close(timeout=left(_RESERVE_S))
+                if journal is not None:
                     from app.io.earlier_runs import save_unwritten
 
-                    save_unwritten(self.journal.path, self.writer)
-            if self.journal is not None:
-                await self.journal.close()
-                self._write_run_summary(summary or self.summary())
-                vk = self.writer.stats() if self.writer is not None else None
-                if vk is not None and vk.get("acked_seq") == self.journal.stats()["seq"]:
-                    (self.journal.path / VALKEY_COMPLETE_FILE).write_text(str(vk["acked_seq"]))
+                    self._try("keeping the unwritten learned state", save_unwritten, journal.path, writer)
+            if journal is not None:
+                await journal.close(timeout=left(_RESERVE_S / 2))
+                self._try("writing the run summary file", self._write_run_summary, summary)
+                vk = writer.stats() if writer is not None else None
+                if vk is not None and vk.get("acked_seq") == journal.stats()["seq"]:
+                    self._try("writing the completion marker",
+                              (journal.path / VALKEY_COMPLETE_FILE).write_text, str(vk["acked_seq"]))
         finally:
+            from app.io.unpersisted import measure
+
+            self.unpersisted = measure(journal, writer)
             try:
                 if self.supervisor is not None:
                     await self.supervisor.stop()
                 if self.publisher is not None:
                     await self.publisher.close()
                 if self.server is not None:
-                    await self.server.stop()
+                    await self.server.stop(timeout=max(0.5, left()))
             finally:
                 if self.lock is not None:
                     self.lock.release()
+
+    async def _within(self, what: str, step: Any, seconds: float) -> None:
+        """Await `step` for at most `seconds`; past that it is abandoned and named in stop_overran."""
+        try:
+            await asyncio.wait_for(step, timeout=seconds)
+        except asyncio.TimeoutError:
+            self.stop_overran.append(what)
+            log.error("stop: %s did not finish within the stop bound (run.stop_timeout); going on without it", what)
+
+    def _try(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        """A file written at stop: a full or read-only disk is reported, and the stop goes on."""
+        try:
+            fn(*args)
+        except OSError as exc:
+            log.error("stop: %s failed (%s)", what, exc)
 
     # -- the hot path ----------------------------------------------------------------------------------------------
     def on_batch(self, batch: list[InputEvent]) -> None:
@@ -332,7 +368,13 @@ class Pipeline:
         if extra:
             values.update(extra)
         if self.publisher is not None:
-            self.publisher.publish([Metric(name="pipeline", ts=time.time_ns(), values=values)])
+            from app.io.alarms import metric_values
+
+            ts = time.time_ns()
+            storage = metric_values({"journal": self.journal.stats() if self.journal is not None else None,
+                                     "valkey": self.writer.stats() if self.writer is not None else None})
+            self.publisher.publish([Metric(name="pipeline", ts=ts, values=values),
+                                    Metric(name="storage", ts=ts, values=storage)])
 
     # -- inspection ------------------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

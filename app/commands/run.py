@@ -8,14 +8,16 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from app import config as config_mod
 from app.app import App
 from app.cli import EXIT_FEED, EXIT_OK, EXIT_STORAGE, setup_logging
 from app.feed.base import FeedError
 from app.io.journal import JournalError
+from app.io.unpersisted import describe
 from app.io.valkey_server import ValkeyServerError
 from app.io.valkey_writer import ValkeyUnavailable
 from app.loops import loop_factory, run as run_loop
@@ -41,8 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 SIGNAL_BURST_S = 0.5  # one keypress can reach the process twice (process-group delivery by `timeout`, shells)
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """First Ctrl-C / SIGTERM: orderly stop. Second (not within the same burst): exit now."""
+def install_signal_handlers(stop: asyncio.Event, on_first: Callable[[], None] | None = None,
+                            on_force: Callable[[], None] | None = None) -> None:
+    """First Ctrl-C / SIGTERM: orderly stop (`on_first` arms the stop bound). Second (not within the same burst):
+    `on_force` reports what is lost, then exit now."""
     loop = asyncio.get_running_loop()
     first = [0.0]
 
@@ -52,16 +56,82 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
             return  # the same keypress delivered twice: it counts once
         if stop.is_set():
             print(f"\n{signame} again: forcing exit", file=sys.stderr)
+            if on_force is not None:
+                on_force()
             os._exit(130)
         print(f"\n{signame}: stopping (press Ctrl-C again to force)", file=sys.stderr)
         first[0] = now
         stop.set()
+        if on_first is not None:
+            on_first()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, on_signal, sig.name)
         except (NotImplementedError, RuntimeError):  # Windows loops: fall back to the signal module
             signal.signal(sig, lambda *_a, _n=sig.name: loop.call_soon_threadsafe(on_signal, _n))
+
+
+class StopGuard:
+    """The stop bound. Armed by the first stop request (signal, --duration, a failure); the orderly stop is given
+    until `deadline()`, and if the process is still alive `timeout` seconds after arming (a write blocked in a
+    thread, a DLL call that never returns, interpreter exit joining such a thread) a daemon timer reports what was
+    not persisted and ends the process with exit code 4."""
+
+    def __init__(self, timeout: float, report: Callable[[str], None]) -> None:
+        self.timeout = timeout
+        self.report = report
+        self.armed_at: float | None = None
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        with self._lock:
+            if self.armed_at is not None:
+                return
+            self.armed_at = time.monotonic()
+            self._timer = threading.Timer(self.timeout, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def disarm(self) -> None:
+        """The stop is over and reported (a stop that abandoned work has already ended the process)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def deadline(self) -> float:
+        """When the orderly stop must be done: a reserve before the hard bound for the summary and the exit."""
+        self.arm()
+        assert self.armed_at is not None
+        return self.armed_at + self.timeout - min(2.0, 0.2 * self.timeout)
+
+    def _fire(self) -> None:
+        try:
+            self.report(f"the stop did not finish within run.stop_timeout = {self.timeout:g} s")
+        finally:
+            os._exit(EXIT_STORAGE)
+
+
+def final_summary(app: App, loop_name: str, error: str | None) -> dict[str, Any]:
+    summary = app.summary()
+    summary["loop"] = loop_name
+    if error:
+        summary["error"] = error
+    return summary
+
+
+def rejected_tickers(app: App) -> list[str] | None:
+    """Every subscribed ticker refused by the DLL (InvalidTicker for each, none with a trade): their codes; else
+    None (some ticker is live, or the feed has not said yet)."""
+    if app.feed is None or app.pipeline is None:
+        return None
+    subscribed = set(app.feed.stats().get("tickers") or ())
+    cont = app.pipeline.continuity
+    rejected = {ev.ticker for ev in cont.invalid_tickers}
+    if not subscribed or not subscribed <= rejected or any(cont.trades.get(t) for t in subscribed):
+        return None
+    return sorted(subscribed)
 
 
 def status_line(app: App, prev: dict[str, Any], interval: float) -> str:
@@ -85,25 +155,39 @@ def status_line(app: App, prev: dict[str, Any], interval: float) -> str:
                    f"pnl R$ {p.get('realized', 0.0) + p.get('unrealized', 0.0):,.2f}")
     if pos:
         parts.append(f"decisions {snap.get('decisions', 0)}; " + "; ".join(pos))
+    from app.io.alarms import current_alarm
+
+    alarm = current_alarm(snap)
+    if alarm:
+        parts.append(f"ALARM {alarm}")
     return " | ".join(parts)
 
 
-async def _main(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[int, App]:
-    app = App(cfg, fresh=args.fresh)
+async def _main(args: argparse.Namespace, cfg: config_mod.Config, app: App,
+                guard: StopGuard) -> tuple[int, str | None]:
     stop = asyncio.Event()
-    install_signal_handlers(stop)
+
+    def force() -> None:
+        lost = describe(app.unpersisted())
+        print(f"error: forced exit; {lost or 'nothing was left unpersisted'}", file=sys.stderr, flush=True)
+        if args.json:
+            print(json.dumps(final_summary(app, args.loop_name, f"forced exit; {lost or 'nothing lost'}")),
+                  flush=True)
+
+    install_signal_handlers(stop, guard.arm, force)
     try:
         await app.start()
     except FeedError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FEED, app
+        return EXIT_FEED, str(exc)
     except OUTPUT_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_STORAGE, app
+        return EXIT_STORAGE, str(exc)
     deadline = time.monotonic() + args.duration if args.duration else None
     prev: dict[str, Any] = {}
     interval = cfg.run.status_interval
     monitor_task = None
+    failure: str | None = None
     if use_monitor(args):
         from app.monitor import Monitor
 
@@ -119,17 +203,39 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[int, 
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            rejected = rejected_tickers(app)
+            if rejected:
+                failure = (f"every subscribed ticker was rejected by the DLL ({', '.join(rejected)}) and none is "
+                           "live; fix feed.tickers (roots like WDO and WIN resolve to the current contract)")
+                break
     finally:
         if monitor_task is not None:
             monitor_stop.set()
             await monitor_task
-        await app.stop(finalize=True)
+        await app.stop(finalize=True, deadline=guard.deadline())
+    code = EXIT_OK
     gave_up = app.snapshot().get("feed", {}).get("process", {}).get("gave_up")
     if gave_up:
-        print("error: the DLL process kept failing and feed.max_restarts was reached; see the log above",
-              file=sys.stderr)
-        return EXIT_FEED, app
-    return EXIT_OK, app
+        failure = "the DLL process kept failing and feed.max_restarts was reached; see the log above"
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+        code = EXIT_FEED
+    lost = app.unpersisted()
+    line = describe(lost)
+    if line and lost.lost_inputs:
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        code, failure = EXIT_STORAGE, failure or line
+    elif line:  # derived events only: best effort by design, said but not a failure
+        log.warning("%s", line)
+    if app.stop_overran:
+        # a step was abandoned at the bound (a write blocked in its thread, a DLL call): leaving the loop would
+        # join that thread forever, so the summary goes out now and the process ends here
+        log.error("stop: abandoned at the bound: %s; exiting without waiting for them", ", ".join(app.stop_overran))
+        if args.json:
+            print(json.dumps(final_summary(app, args.loop_name, failure)), flush=True)
+        sys.stderr.flush()
+        os._exit(code)
+    return code, failure
 
 
 def use_monitor(args: argparse.Namespace) -> bool:
@@ -150,10 +256,26 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, overrides)
     setup_logging(cfg.run.log_level)
     loop_name, _ = loop_factory(args.loop)
+    args.loop_name = loop_name
     log.info("loop: %s, feed: %s", loop_name, cfg.feed.kind)
-    code, app = run_loop(lambda: _main(args, cfg), args.loop)  # type: ignore[misc]
+    app = App(cfg, fresh=args.fresh)
+
+    def report_overrun(why: str) -> None:
+        try:
+            lost = describe(app.unpersisted()) or "nothing was left unpersisted"
+        except Exception as exc:  # noqa: BLE001 - the exit must happen even if the counters are mid-update
+            lost = f"what was not persisted could not be measured ({type(exc).__name__})"
+        print(f"error: {why}; {lost}", file=sys.stderr, flush=True)
+        if args.json:
+            try:
+                summary = final_summary(app, loop_name, f"{why}; {lost}")
+            except Exception:  # noqa: BLE001
+                summary = {"run_id": app.pipeline.run_id if app.pipeline else None, "error": f"{why}; {lost}"}
+            print(json.dumps(summary), flush=True)
+
+    guard = StopGuard(cfg.run.stop_timeout, report_overrun)
+    code, error = run_loop(lambda: _main(args, cfg, app, guard), args.loop)  # type: ignore[misc]
     if args.json:
-        summary = app.summary()
-        summary["loop"] = loop_name
-        print(json.dumps(summary), flush=True)
+        print(json.dumps(final_summary(app, loop_name, error)), flush=True)
+    guard.disarm()
     return code

@@ -1,4 +1,4 @@
-"""`python -m app soak --minutes N`: the app on the simulator with bursts and chaos, watched from outside.
+"""`python -m app soak --minutes N [--chaos]`: the app on the simulator with bursts and chaos, watched from outside.
 
 The soaked app runs in a child process (app.soak.worker) so that a crash is observed, not suffered: this process
 samples the child's RSS and CPU with psutil, collects its latency / depth samples, and at the end judges the run:
@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolation", choices=["thread", "process"], default="thread")
     p.add_argument("--max-rss-slope", type=float, default=1.0, help="MB/h allowed")
     p.add_argument("--max-cpu", type=float, default=50.0, help="mean CPU %% of one core allowed")
+    p.add_argument("--chaos", action="store_true",
+                   help="storage faults too (a full disk, Valkey refusing writes, in turn with the other chaos), "
+                        "then check frame by frame that the journal and Valkey agree at the end")
 
 
 def slope_mb_per_hour(points: list[tuple[float, float]]) -> float:
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.minutes * 60.0
     overrides = {"feed.isolation": args.isolation, "zmq.endpoint": "tcp://127.0.0.1:0"}
     cmd = [sys.executable, "-m", "app.soak.worker", str(seconds), str(args.chaos_every), str(args.sample_every),
-           args.config or "", json.dumps(overrides)]
+           args.config or "", json.dumps(overrides), "storage" if args.chaos else ""]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     proc = psutil.Process(child.pid)
     samples: list[dict[str, Any]] = []
@@ -131,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         "journal_at_end": final.get("journal"),
         "rss_mb_every_5_min": [round(m, 1) for t, m in rss[:: max(1, int(300 / args.sample_every))]],
     }
+    if args.chaos:
+        result["journal_vs_valkey"] = final.get("journal_vs_valkey")
     checks = {
         "no_crash": crashes == 0 and bool(final),
         "no_lost_trades": result["lost_trades"] == 0,
@@ -141,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         "rss_slope_ok": result["rss_slope_mb_per_h"] <= args.max_rss_slope,
         "cpu_ok": result["cpu_mean"] <= args.max_cpu,
     }
+    if args.chaos:
+        cmp = result["journal_vs_valkey"] or {}
+        checks["journal_equals_valkey"] = cmp.get("compared", 0) > 0 and cmp.get("missing") == 0
     result["checks"] = checks
     result["passed"] = all(checks.values())
     if not final:

@@ -29,6 +29,16 @@ from app.io.journal_reader import (Damage, JournalReader, JournalTail, is_journa
 log = logging.getLogger("app.io.journal")
 
 
+def frame_count(data: bytes) -> int:
+    """Frames in a buffer of whole format-2 frames (what the writer holds in memory)."""
+    n = pos = 0
+    unpack, size = FRAME.unpack_from, FRAME.size
+    while pos < len(data):
+        pos += size + unpack(data, pos)[1]
+        n += 1
+    return n
+
+
 class Journal:
     """Writes one run's input events; see the module docstring for the format."""
 
@@ -52,10 +62,13 @@ class Journal:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._close_deadline: float | None = None  # close(timeout): keep retrying a failing disk until then
         self._refusing = False
         self._error: str | None = None
+        self._error_since: float | None = None  # monotonic time the current write failure began
+        self.last_error: str | None = None  # the latest write failure of the run, kept after it clears
         self._stats = {"frames": 0, "bytes": 0, "files": 0, "flushes": 0, "last_flush_ms": 0.0,
-                       "max_flush_ms": 0.0, "refused": 0, "write_errors": 0}
+                       "max_flush_ms": 0.0, "refused": 0, "write_errors": 0, "max_buffered_bytes": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -68,18 +81,34 @@ class Journal:
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"journal-{self.run_id}")
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """Write what is buffered, then close. Without `timeout` a failing disk ends the close at the first failed
+        attempt; with it, writes are retried until `timeout` seconds have passed (space may come back), then the
+        close returns anyway: `unwritten()` says what stayed in memory."""
         if self._task is None:
             return
         self._closing = True
+        self._close_deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         try:
-            await self._task
+            if timeout is None:
+                await self._task
+            else:
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._task), timeout=max(timeout, 0.0))
+                except asyncio.TimeoutError:
+                    self._task.cancel()  # a write blocked in its thread is left to it; we stop waiting
+                    await asyncio.gather(self._task, return_exceptions=True)
+                    log.error("journal %s: closed after %.1f s with %d frames (seq %d-%d) unwritten", self.path,
+                              timeout, *self.unwritten())
         finally:
             self._task = None
             if self._file is not None:
-                await self._file.close()
-                self._file = None
+                f, self._file = self._file, None
+                try:
+                    await asyncio.wait_for(f.close(), timeout=1.0)
+                except (OSError, asyncio.TimeoutError) as err:
+                    log.error("journal %s: closing the file failed (%s)", self.path, err)
             for _, fut in self._waiters:
                 if not fut.done():
                     fut.set_result(None)
@@ -111,6 +140,8 @@ class Journal:
         self.seq = seq
         self._buffered += len(data)
         self._stats["frames"] += len(events)
+        if self._buffered > self._stats["max_buffered_bytes"]:
+            self._stats["max_buffered_bytes"] = self._buffered
         if self._buffered >= self._flush_bytes:
             self._wake.set()
 
@@ -133,10 +164,16 @@ class Journal:
         """Every frame up to here is in the file or was refused: nothing more will appear below it."""
         return self.flushed_seq if self._chunks else self.seq
 
+    def unwritten(self) -> tuple[int, int, int]:
+        """(frames, first seq, last seq) appended but not in the file: held in memory, or lost if closed so."""
+        n = sum(frame_count(c[0]) for c in self._chunks)
+        return n, self.flushed_seq + 1 if n else 0, self._chunks[-1][1] if n else 0
+
     def stats(self) -> dict[str, Any]:
         out = dict(self._stats)
         out.update(seq=self.seq, flushed_seq=self.flushed_seq, buffered_bytes=self._buffered, path=str(self.path),
-                   error=self._error)
+                   error=self._error, last_error=self.last_error, max_buffer_bytes=self._max_buffer,
+                   error_for_s=round(time.monotonic() - self._error_since, 1) if self._error_since else 0.0)
         return out
 
     # -- background writer ---------------------------------------------------------------------------------------
@@ -153,17 +190,28 @@ class Journal:
                 try:
                     await self._write_out()
                     backoff = interval
+                    if self._error is not None:
+                        log.warning("journal %s: writing again after %.1f s of failures (%s); every frame kept in "
+                                    "memory is now in the file, in order", self.path,
+                                    time.monotonic() - (self._error_since or time.monotonic()), self._error)
                     self._error = None
+                    self._error_since = None
                 except OSError as err:
                     self._stats["write_errors"] += 1
                     if self._error is None:
-                        log.error("journal %s: write failed (%s); keeping frames in memory and retrying",
-                                  self.path, err)
-                    self._error = str(err)
+                        log.error("journal %s: write failed (%s); keeping frames in memory (up to "
+                                  "journal.max_buffer_mb = %d MB) and retrying", self.path, err,
+                                  self._max_buffer >> 20)
+                        self._error_since = time.monotonic()
+                    self._error = self.last_error = str(err)
                     if self._closing:
-                        log.error("journal %s: closing with %d bytes unwritten", self.path, self._buffered)
-                        return
-                    await asyncio.sleep(backoff)
+                        left = (self._close_deadline or 0.0) - time.monotonic()
+                        if left <= 0:
+                            log.error("journal %s: closing with %d bytes unwritten", self.path, self._buffered)
+                            return
+                        await asyncio.sleep(min(backoff, left))
+                    else:
+                        await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
             self._release_waiters()
@@ -200,13 +248,7 @@ class Journal:
             last_seq = chunks[k - 1][1]
             t0 = time.perf_counter()
             try:
-                view = memoryview(data)
-                written = 0
-                while written < len(data):
-                    n = await self._file.write(view[written:])
-                    written += n if n is not None else len(data) - written
-                if self.cfg.fsync:
-                    await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._file.fileno())
+                await self._write(data)
             except OSError:
                 # leave no partial frame behind: the retry rewrites these frames from the same offset
                 try:
@@ -233,6 +275,16 @@ class Journal:
         if self._refusing and self._buffered < self._max_buffer // 2:
             self._refusing = False
             log.warning("journal %s: disk caught up; accepting frames again", self.path)
+
+    async def _write(self, data: bytes) -> None:
+        """Put `data` in the current part (the one place the journal writes frames: fault tests patch it)."""
+        view = memoryview(data)
+        written = 0
+        while written < len(data):
+            n = await self._file.write(view[written:])
+            written += n if n is not None else len(data) - written
+        if self.cfg.fsync:
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._file.fileno())
 
     async def _open_part(self) -> None:
         part = self._part + 1

@@ -152,8 +152,9 @@ class ValkeyServer:
         self._release_lock()
         raise ValkeyServerError(last_error)
 
-    async def stop(self) -> None:
-        """Graceful shutdown (the append-only file is synced), then release the data directory."""
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Graceful shutdown (the append-only file is synced) within `timeout` seconds, else a kill (a server that
+        cannot write its files refuses to shut down), then release the data directory."""
         if self.attached or not self.embedded:
             self.url = None if self.attached else self.url
             self.attached = False
@@ -161,11 +162,11 @@ class ValkeyServer:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + timeout
             while proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             if proc.poll() is None:
-                log.warning("valkey: server pid %d did not stop in 15 s; killing it", proc.pid)
+                log.warning("valkey: server pid %d did not stop in %.1f s; killing it", proc.pid, timeout)
                 proc.kill()
                 await asyncio.sleep(0)
                 proc.wait(timeout=5)

@@ -58,12 +58,6 @@ log = logging.getLogger("app.io.valkey")
 _CONN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
 
 
-
-
-
-
-
-
 class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
     """See the module docstring. `journal` is the run's Journal (preferred) or its directory, or None. The
     mixins hold the backlog (valkey_backlog), journal catch-up (valkey_catchup) and learned state (valkey_extras)."""
@@ -118,6 +112,9 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         self._down_since: float | None = None
         self._catchup_logged = False
         self._wiring_warned = False
+        self.error: str | None = None  # why writes fail right now (unreachable, refused); None when they go in
+        self.last_error: str | None = None  # the latest failure of the run, kept after it clears
+        self._error_since: float | None = None
         self._partial = False  # the last live batch was not full
         self._next_lost_log = 0.0
         # while an earlier run is written in from its journal this run's inputs wait (in the backlog, then the
@@ -159,14 +156,15 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
                         mask_url(self.url))
         self._task = asyncio.get_running_loop().create_task(self._run(), name="valkey-writer")
 
-    async def close(self) -> None:
-        """Write what is pending (at most `close_timeout` seconds), then disconnect."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Write what is pending (at most `timeout`, default `close_timeout` seconds), then disconnect."""
         if self._task is None:
             return
         self._closing = True
         self._wake.set()
+        wait = self.cfg.close_timeout if timeout is None else max(0.0, min(timeout, self.cfg.close_timeout))
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=self.cfg.close_timeout)
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=wait)
         except asyncio.TimeoutError:
             self._task.cancel()
             try:
@@ -174,15 +172,18 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
             pending = self._seq - self._acked
-            log.warning("valkey: closed with %d input events not yet in Valkey (they are in the journal %s), "
-                        "%d derived events, %d learned states and %d run summaries unwritten", pending,
-                        self._journal_dir, self._n_derived, len(self._pending_state), len(self._pending_summary))
+            j = self._journal_obj
+            where = (f"the journal {self._journal_dir} has them up to seq {j.flushed_seq}" if j is not None
+                     else f"they are in the journal {self._journal_dir}" if self._journal_dir else "no journal")
+            log.warning("valkey: closed with %d input events not yet in Valkey (%s), %d derived events, %d learned "
+                        "states and %d run summaries unwritten", pending, where, self._n_derived,
+                        len(self._pending_state), len(self._pending_summary))
         finally:
             self._task = None
             if self._client is not None:
                 try:
-                    await self._client.aclose()
-                except Exception:  # noqa: BLE001
+                    await asyncio.wait_for(self._client.aclose(), timeout=1.0)
+                except Exception:  # noqa: BLE001 - a server that never answers must not hold the stop
                     pass
                 self._client = None
             if self._tail is not None:
@@ -215,7 +216,9 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self._st)
         gap = self._gap_end() - self._acked if self._journal_dir is not None else 0
-        out.update(connected=self._connected, backlog=self._n_inputs + self._n_derived,
+        out.update(connected=self._connected, backlog=self._n_inputs + self._n_derived, derived_pending=self._n_derived,
+                   backlog_bound=self.cfg.backlog, error=self.error, last_error=self.last_error,
+                   error_for_s=round(time.monotonic() - self._error_since, 1) if self._error_since else 0.0,
                    catchup_pending=max(gap, 0), acked_seq=self._acked, enqueued_seq=self._seq,
                    url=mask_url(self.url))
         return out
@@ -237,6 +240,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
                             mask_url(self.url), err)
                 self._down_since = time.monotonic()
             self._connected = False
+            self._set_error(f"unreachable ({err or type(err).__name__})")
             return
         remote = int(progress.get(b"seq", 0))
         last = {k[3:].decode(): int(v) for k, v in progress.items() if k.startswith(b"ms:")}
@@ -274,16 +278,24 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
             except _CONN_ERRORS as err:
                 self._connected = False
                 self._down_since = time.monotonic()
+                self._set_error(f"connection lost ({err or type(err).__name__})")
                 log.warning("valkey: connection lost (%s); backing off, catching up from the journal later", err)
                 continue
             except RedisError as err:
                 self._st["errors"] += 1
                 self._connected = False
                 self._down_since = time.monotonic()
-                log.error("valkey: write refused (%s); retrying", err)
+                if self.error is None or not self.error.startswith("write refused"):
+                    log.error("valkey: write refused (%s); retrying (the journal keeps every input event)", err)
+                self._set_error(f"write refused ({type(err).__name__}: {err})")  # e.g. OutOfMemoryError, MISCONF
                 await self._nap(backoff, wakeable=False)
                 backoff = min(backoff * 2, self.cfg.backoff_max)
                 continue
+            if wrote and self.error is not None:
+                log.warning("valkey: writes go in again after %.1f s (%s)",
+                            time.monotonic() - (self._error_since or time.monotonic()), self.error)
+                self.error = None
+                self._error_since = None
             if not wrote:
                 if self._closing and not self._has_work():
                     return
@@ -292,6 +304,11 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
                 # less than a full batch was waiting: let the next one fill for up to an interval (enqueue wakes us
                 # as soon as `max_batch` entries wait) rather than paying a call per handful of entries
                 await self._nap(interval)
+
+    def _set_error(self, why: str) -> None:
+        if self.error is None:
+            self._error_since = time.monotonic()
+        self.error = self.last_error = why
 
     def _check_wiring(self) -> None:
         """Between batches both sides have seen the same input events; if not, ids will not match the journal."""

@@ -26,27 +26,40 @@ def _emit(kind: str, **data: Any) -> None:
     sys.stdout.flush()
 
 
-class Chaos:
-    """Subscribe churn and Valkey restarts on a fixed schedule (every `every` seconds, alternating)."""
+SETTLE_S = 8.0  # storage chaos ends this long before the soak does, so the outputs can catch up before the check
 
-    def __init__(self, app: App, every: float) -> None:
+
+class Chaos:
+    """Subscribe churn, Valkey restarts and (process mode) child aborts on a fixed schedule (every `every` seconds,
+    in turn); with `storage`, also a full disk and a Valkey refusing writes (app.soak.storage_chaos), none of them
+    in the last SETTLE_S seconds before `until`."""
+
+    def __init__(self, app: App, every: float, storage: bool = False, until: float | None = None) -> None:
         self.app = app
         self.every = every
+        self.storage = storage
+        self.until = until
         self.done: dict[str, int] = {"churn": 0, "valkey_restart": 0, "child_abort": 0}
+        if storage:
+            self.done.update(disk_full=0, valkey_refuses=0)
         self.errors: list[str] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         step = 0
+        actions = [self.churn, self.valkey_restart, self.child_abort]
+        if self.storage:
+            actions = [self.disk_full, self.valkey_refuses, self.churn, self.valkey_restart, self.child_abort]
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.every)
                 return
             except asyncio.TimeoutError:
                 pass
+            if self.storage and self.until is not None and time.monotonic() > self.until - SETTLE_S:
+                continue
             step += 1
             try:
-                actions = [self.churn, self.valkey_restart, self.child_abort]
-                await actions[step % len(actions)]()
+                await actions[(step - 1) % len(actions)]()
             except Exception as exc:  # chaos must not hide a failure: report it and count it
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 _emit("chaos_error", error=self.errors[-1])
@@ -71,6 +84,20 @@ class Chaos:
         await pipe.server.start()
         self.done["valkey_restart"] += 1
         _emit("chaos", action="valkey_restart")
+
+    async def disk_full(self) -> None:
+        from app.soak.storage_chaos import disk_full
+
+        if await disk_full(self.app):
+            self.done["disk_full"] += 1
+            _emit("chaos", action="disk_full")
+
+    async def valkey_refuses(self) -> None:
+        from app.soak.storage_chaos import valkey_refuses
+
+        if await valkey_refuses(self.app):
+            self.done["valkey_refuses"] += 1
+            _emit("chaos", action="valkey_refuses")
 
     async def child_abort(self) -> None:
         feed: Any = self.app.feed
@@ -100,15 +127,36 @@ def sample(app: App, t0: float) -> dict[str, Any]:
             "process": snap.get("feed", {}).get("process", {})}
 
 
-async def main(seconds: float, every: float, sample_every: float, cfg: config_mod.Config) -> int:
+async def journal_vs_valkey(app: App) -> dict[str, Any] | None:
+    """After the stop: every journal frame of the run looked up in Valkey (the embedded server started again on
+    the run's data directory). None when the run had no journal or no embedded Valkey."""
+    from pathlib import Path
+
+    from app.io.valkey_compare import missing_frames
+    from app.io.valkey_server import ValkeyServer
+
+    cfg, pipe = app.cfg, app.pipeline
+    if pipe is None or pipe.journal is None or not cfg.valkey.enabled or cfg.valkey.url != "embedded":
+        return None
+    server = ValkeyServer(cfg.valkey, Path(cfg.run.data_dir))
+    url = await server.start()
+    try:
+        compared, missing = await missing_frames(url, pipe.journal.path, cfg.valkey.prefix)
+    finally:
+        await server.stop()
+    return {"compared": compared, "missing": len(missing), "examples": missing[:5]}
+
+
+async def main(seconds: float, every: float, sample_every: float, cfg: config_mod.Config,
+               storage_chaos: bool = False) -> int:
     app = App(cfg, fresh=True)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     await app.start()
     t0 = time.monotonic()
-    chaos = Chaos(app, every)
-    chaos_task = asyncio.get_running_loop().create_task(chaos.run(stop))
     deadline = t0 + seconds
+    chaos = Chaos(app, every, storage=storage_chaos, until=deadline)
+    chaos_task = asyncio.get_running_loop().create_task(chaos.run(stop))
     try:
         while not stop.is_set() and time.monotonic() < deadline:
             await app.wait(min(sample_every, max(0.0, deadline - time.monotonic())), stop)
@@ -125,6 +173,8 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
     final.update(chaos=chaos.done, chaos_errors=chaos.errors, summary=app.summary(),
                  valkey_unacked=(vk.get("enqueued_seq", 0) - vk.get("acked_seq", 0)) if vk else 0,
                  violations=app.summary().get("violations", 0))
+    if storage_chaos:
+        final["journal_vs_valkey"] = await journal_vs_valkey(app)
     _emit("final", **final)
     return 0
 
@@ -133,7 +183,8 @@ def entry() -> None:
     seconds, every, sample_every = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
     cfg = config_mod.load(sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
                           json.loads(sys.argv[5]) if len(sys.argv) > 5 else {})
-    raise SystemExit(run_loop(lambda: main(seconds, every, sample_every, cfg)))
+    storage = len(sys.argv) > 6 and sys.argv[6] == "storage"
+    raise SystemExit(run_loop(lambda: main(seconds, every, sample_every, cfg, storage)))
 
 
 if __name__ == "__main__":
