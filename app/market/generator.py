@@ -17,80 +17,69 @@ specialist, each built to trigger its own specialist and to stay neutral for the
 Every mechanical quote move of a pattern happens before the earliest trade at which its specialist can detect it,
 so nothing about the pattern itself is predictable from the detection point on. After the pattern's last trade, the
 quotes jump by round(edge x round-trip cost in ticks) ticks (randomised rounding) at once, after a trade drawn
-uniformly among the next drift_trades trades: in the pattern's direction when the regime's informative specialist is
-the pattern's, otherwise in a random direction (so every pattern is followed by the same volatility). A single jump
-rather than a drift: a move spread over several trades would be momentum that any specialist could ride, which would
-plant a signal in the null scenario.
+uniformly among the next drift_trades trades: in the pattern's direction x Regime.sign when the regime's informative
+specialist is the pattern's (sign -1 in reversed: against it), otherwise in a random direction (so every pattern is
+followed by the same volatility). A single jump rather than a drift: a move spread over several trades would be
+momentum that any specialist could ride, which would plant a signal in the null scenario.
+
+In the latent scenario nothing is planted on the patterns; instead an informed trader (scenarios.LatentParams) works
+in episodes of a few dozen trades, each ending with a jump of round(edge x cost) ticks in its direction D. During an
+episode it takes a share of the background trades: aggressive (D-side orders somewhat larger than usual, now and then
+a block, sometimes moving the quotes D) or passive (a heavy D-side top level that refills after every hit, sellers
+hitting it, adverse background quote moves mostly held off). No pattern is painted on its behalf: its flow shifts
+the odds of the detectors' triggers (order-flow imbalance, large prints, book imbalance, absorption) without making
+any of them certain, while their triggers on the background and on the random-direction patterns go on as in null.
+`PlantedMarket.informed(ticker, trade_id)` is the hidden state (D inside an episode, 0 outside), for bookkeeping.
 """
 from __future__ import annotations
 
 import heapq
 import math
 from bisect import bisect_right
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterator
 
 import numpy as np
 
-from app.agents.base import B3_UTC_OFFSET_NS, NS, root_of
+from app.agents.base import NS, root_of
 from app.events import Book, InputEvent, Trade
-from app.market.scenarios import PATTERNS, Regime, ScenarioParams, TickerModel, schedule
-
-_BLOCK = 4096
-
-
-class _Draws:
-    """Random numbers drawn from numpy in blocks and handed out one by one as Python floats (fast, deterministic)."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self._u: list[float] = []
-        self._n: list[float] = []
-        self._e: list[float] = []
-        self._iu = self._in = self._ie = 0
-
-    def u(self) -> float:
-        if self._iu >= len(self._u):
-            self._u = self.rng.random(_BLOCK).tolist()
-            self._iu = 0
-        self._iu += 1
-        return self._u[self._iu - 1]
-
-    def normal(self) -> float:
-        if self._in >= len(self._n):
-            self._n = self.rng.standard_normal(_BLOCK).tolist()
-            self._in = 0
-        self._in += 1
-        return self._n[self._in - 1]
-
-    def exp(self) -> float:
-        if self._ie >= len(self._e):
-            self._e = self.rng.standard_exponential(_BLOCK).tolist()
-            self._ie = 0
-        self._ie += 1
-        return self._e[self._ie - 1]
-
-    def sign(self) -> int:
-        return 1 if self.u() < 0.5 else -1
-
+from app.feed.b3time import local_to_ns
+from app.market.draws import Draws
+from app.market.scenarios import PATTERNS, LatentParams, Regime, ScenarioParams, TickerModel, schedule
 
 # a pattern step: (side, qty, quote move after it, dt multiplier)
 Step = tuple[int, int, int, float]
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One informed-trader episode of the latent scenario."""
+
+    first: int  # first trade number of the episode
+    last: int  # last trade number; the jump follows it at once, even inside a painted pattern
+    direction: int  # D: the way the quotes will jump, and the informed trader's side
+    passive: bool  # resting on D (absorbing) rather than aggressing on D
+    share: float  # of the background trades that are the informed trader's
+    jump: int  # ticks
 
 
 class TickerStream:
     """The event stream of one ticker."""
 
     def __init__(self, model: TickerModel, regimes: list[Regime], params: ScenarioParams, cost_ticks: float,
-                 point_value: float, rng: np.random.Generator) -> None:
+                 point_value: float, rng: np.random.Generator, informed: LatentParams | None = None) -> None:
         self.m = model
         self.regimes = regimes
         self.params = params
         self.cost_ticks = cost_ticks
         self.pv = point_value
-        self.r = _Draws(rng)
-        local = datetime.strptime(params.start_local, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
-        self.ts = int(local.timestamp()) * NS - B3_UTC_OFFSET_NS
+        self.r = Draws(rng)
+        try:
+            local = datetime.strptime(params.start_local, "%Y-%m-%d %H:%M")
+        except ValueError:
+            raise ValueError(f"start_local {params.start_local!r} is not 'YYYY-MM-DD HH:MM' (B3 local time)") from None
+        self.ts = local_to_ns(local.year, local.month, local.day, local.hour, local.minute, 0)
         self.bid = int(round(model.start_price / model.tick))
         self.qb = model.book_mean
         self.qa = model.book_mean
@@ -102,6 +91,15 @@ class TickerStream:
         self.patterns = {p: 0 for p in PATTERNS}  # how many of each were painted
         self.planted = 0  # how many patterns were followed by moves in their direction on purpose
         self.painted: list[tuple[int, int, str, int]] = []  # (first trade, last trade, kind, direction)
+        # the informed trader (latent scenario only)
+        self.latent = informed is not None
+        self.lp = informed if informed is not None else LatentParams()
+        self.episode: Episode | None = None
+        self.episodes: list[Episode] = []
+        self.episode_starts: list[int] = []
+        self._next_episode = 0
+        self.lean_b = self.lean_a = 1.0  # top-level size multipliers: the passive informed trader's resting order
+        self._hold = 0  # passive episode: background quote moves against this direction are mostly held off
         self._deep()
 
     # ----------------------------------------------------------------------------------------------- the book
@@ -126,22 +124,33 @@ class TickerStream:
 
     def _shift(self, d: int) -> None:
         self.bid += d
-        self.qb = self._size()
-        self.qa = self._size()
+        self.qb = self._size(self._shown(self.lean_b))
+        self.qa = self._size(self._shown(self.lean_a))
         self._deep()
         self._book("bid")
         self._book("ask")
 
+    def _shown(self, lean: float) -> float:
+        """The passive informed trader shows its size only now and then (it hides the rest, like an iceberg)."""
+        if lean == 1.0 or self.r.u() < self.lp.show:
+            return lean
+        return 1.0
+
     def _after_hit(self, side: int, qty: int) -> None:
-        """The hit level loses the traded size and drifts back toward its usual size."""
-        mean = self.m.book_mean
+        """The hit level loses the traded size and drifts back toward its usual size (a leaned level, the passive
+        informed trader's, is topped up faster and toward its larger size)."""
+        base = self.m.book_mean
         if side > 0:
-            q = self.qa - qty + 0.2 * (mean - self.qa) + 0.05 * mean * self.r.normal()
-            self.qa = q if q >= 1.0 else self._size()
+            lean = self._shown(self.lean_a)
+            mean, k = (base, 0.2) if self.lean_a == 1.0 else (base * lean, 0.6)
+            q = self.qa - qty + k * (mean - self.qa) + 0.05 * base * self.r.normal()
+            self.qa = q if q >= 1.0 else self._size(lean)
             self._book("ask")
         else:
-            q = self.qb - qty + 0.2 * (mean - self.qb) + 0.05 * mean * self.r.normal()
-            self.qb = q if q >= 1.0 else self._size()
+            lean = self._shown(self.lean_b)
+            mean, k = (base, 0.2) if self.lean_b == 1.0 else (base * lean, 0.6)
+            q = self.qb - qty + k * (mean - self.qb) + 0.05 * base * self.r.normal()
+            self.qb = q if q >= 1.0 else self._size(lean)
             self._book("bid")
 
     # ------------------------------------------------------------------------------------------------ trading
@@ -166,7 +175,9 @@ class TickerStream:
         for _ in range(abs(d)):
             self._shift(step)
         if self.r.u() < vol:
-            self._shift(self.r.sign())
+            s = self.r.sign()
+            if not (s == -self._hold and self.r.u() < self.lp.hold):
+                self._shift(s)
 
     # ----------------------------------------------------------------------------------------------- patterns
     def _pattern_steps(self, kind: str, d: int) -> list[Step]:
@@ -215,16 +226,17 @@ class TickerStream:
                     self._after_hit(side, qty)
             if move:
                 self._shift(move)
+            if self.episode is not None and self.n >= self.episode.last:  # the news does not wait for a pattern
+                self._end_episode()
         self.painted.append((first, self.n, kind, d))
         if kind == "liquidity":  # the imbalance goes away with the pattern
-            self.qb, self.qa = self._size(), self._size()
+            self.qb, self.qa = self._size(self._shown(self.lean_b)), self._size(self._shown(self.lean_a))
             self._book("bid")
             self._book("ask")
         # the move that follows: planted for the informative pattern, random otherwise
-        total = regime.edge * self.cost_ticks
-        n_moves = int(total) + (1 if self.r.u() < total - int(total) else 0)
+        n_moves = self.r.rounded(regime.edge * self.cost_ticks)
         if regime.informative == kind:
-            direction = d
+            direction = d * regime.sign
             self.planted += 1
         else:
             direction = self.r.sign()
@@ -240,6 +252,59 @@ class TickerStream:
         self._book("bid")
         self._book("ask")
 
+    # ----------------------------------------------------------------------------------------- informed trader
+    def _end_episode(self) -> None:
+        """Right after the episode's last trade: the informed trader stops and the news comes out (the jump)."""
+        ep = self.episode
+        assert ep is not None
+        self.episode = None
+        self._hold = 0
+        self.lean_b = self.lean_a = 1.0
+        for _ in range(ep.jump):
+            self._shift(ep.direction)
+        self._next_episode = self.n + 1 + self.r.count(*self.lp.gap)
+
+    def _episode_step(self) -> None:
+        """Before the next trade: start an episode when one is due."""
+        lp = self.lp
+        lo, hi = lp.length
+        if self.episode is None and self.n + 1 >= self._next_episode and self.params.trades - self.n > hi + 1:
+            d = self.r.sign()
+            first = self.n + 1
+            ep = Episode(first=first, last=first + self.r.count(lo, hi) - 1, direction=d,
+                         passive=self.r.u() < lp.passive, share=self.r.between(*lp.share),
+                         jump=self.r.rounded(self.r.between(*lp.edge) * self.cost_ticks))
+            self.episode = ep
+            self.episodes.append(ep)
+            self.episode_starts.append(first)
+            if ep.passive:
+                self._hold = d
+                if d > 0:
+                    self.lean_b = lp.lean
+                    self.qb = self._size(lp.lean)
+                    self._book("bid")
+                else:
+                    self.lean_a = lp.lean
+                    self.qa = self._size(lp.lean)
+                    self._book("ask")
+
+    def _informed_trade(self, ep: Episode) -> None:
+        lp = self.lp
+        d = ep.direction
+        if ep.passive:  # a seller hits the informed trader's resting order, which tops itself up
+            qty = self._qty()
+            self._trade(-d, qty)
+            self._after_hit(-d, qty)
+            return
+        if self.r.u() < lp.block:
+            qty = max(1, int(round(self.m.median_qty * math.exp(self.m.qty_sigma * self.r.between(2.5, 3.5)))))
+        else:
+            qty = self._qty(lp.size_mult)
+        self._trade(d, qty)
+        self._after_hit(d, qty)
+        if self.r.u() < lp.impact:
+            self._shift(d)
+
     # ------------------------------------------------------------------------------------------------- driver
     def run(self) -> Iterator[InputEvent]:
         """Yield the stream's events in time order, generating them lazily."""
@@ -250,20 +315,29 @@ class TickerStream:
         ri = 0
         regime = self.regimes[0]
         next_pattern = self.n + gap_lo + int(self.r.u() * (gap_hi - gap_lo + 1))
+        latent = self.latent
+        if latent:
+            self._next_episode = self.n + 1 + self.r.count(*self.lp.gap)
         while self.n < total:
             while regime.end < self.n + 1 and ri + 1 < len(self.regimes):
                 ri += 1
                 regime = self.regimes[ri]
+            if latent:
+                self._episode_step()
             if self.n + 1 >= next_pattern and total - self.n > 30:
                 kind = PATTERNS[int(self.r.u() * len(PATTERNS))]
                 self._paint(kind, self.r.sign(), regime)
                 next_pattern = self.n + gap_lo + int(self.r.u() * (gap_hi - gap_lo + 1))
+            elif (ep := self.episode) is not None and self.r.u() < ep.share:
+                self._informed_trade(ep)
             else:
                 side = self.r.sign()
                 qty = self._qty()
                 self._trade(side, qty)
                 self._after_hit(side, qty)
             self._moves(regime.vol)
+            if self.episode is not None and self.n >= self.episode.last:
+                self._end_episode()
             if self.events:
                 yield from self.events
                 self.events = []
@@ -287,12 +361,14 @@ class PlantedMarket:
         for k, root in enumerate(tickers):
             model = self.params.models[root_of(root)]
             regimes = schedule(scenario, master, self.params)
+            latent = self.params.latent if scenario == "latent" else None
             spec = spec_for(model.ticker, exec_cfg)
             if spec is None:
                 raise ValueError(f"no contract spec for {model.ticker}")
             cost_ticks = spec.round_trip_cost() / spec.tick_value
             rng = np.random.Generator(np.random.PCG64([seed, k + 1]))
-            self.streams[model.ticker] = TickerStream(model, regimes, self.params, cost_ticks, spec.point_value, rng)
+            self.streams[model.ticker] = TickerStream(model, regimes, self.params, cost_ticks, spec.point_value, rng,
+                                                      latent)
             self.regimes[model.ticker] = regimes
         self._starts = {t: [r.start for r in rs] for t, rs in self.regimes.items()}
 
@@ -309,4 +385,19 @@ class PlantedMarket:
         return rs[max(0, bisect_right(self._starts[ticker], trade_id) - 1)]
 
     def informative(self, ticker: str, trade_id: int) -> str | None:
+        """The specialist whose pattern predicts at this trade (None: nobody's, as everywhere in null and latent)."""
         return self.regime_at(ticker, trade_id).informative
+
+    def direction(self, ticker: str, trade_id: int) -> int:
+        """+1: the informative pattern's move follows its direction; -1 inside a reversed regime: goes against it."""
+        return self.regime_at(ticker, trade_id).sign
+
+    def informed(self, ticker: str, trade_id: int) -> int:
+        """Latent scenario: the informed trader's direction at this trade (the coming jump's), 0 outside an episode.
+        Known for trades already generated (the stream is lazy): ask about trades the events have reached."""
+        s = self.streams[ticker]
+        k = bisect_right(s.episode_starts, trade_id) - 1
+        if k < 0:
+            return 0
+        ep = s.episodes[k]
+        return ep.direction if trade_id <= ep.last else 0

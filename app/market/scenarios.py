@@ -7,6 +7,14 @@
   within edge_range); the other three patterns are followed by the same moves in a random direction.
 - mixed: like planted, but a regime can also have no informative specialist (a null stretch), drawn with equal
   probability among "none" and the four specialists, never the same twice in a row.
+- reversed: like planted (same regimes, same draws), but the informative pattern is followed by a move AGAINST its
+  direction (Regime.sign = -1): its specialist is right about when, wrong about which way; a learner has to fade it.
+- latent: nobody's pattern predicts (informative None, patterns painted with random-direction moves as in null;
+  the regimes still set vol and the size of those moves), but an informed trader trades ahead of moves it knows
+  about (LatentParams, generator.py): each move is real and worth LatentParams.edge round-trip costs, yet it shows
+  only as partial, noisy footprints in the flow and the book, which the detectors pick up now and then, among their
+  triggers on noise. Measured (tests/market/test_hard_scenarios.py): no specialist's signals are worth a round trip
+  on their own, a reader of the book who waits for a persistent lean is.
 Everything is drawn from numpy Generator(PCG64(seed)): the same seed gives the same market, bit for bit.
 """
 from __future__ import annotations
@@ -15,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCENARIOS = ("null", "planted", "mixed")
+SCENARIOS = ("null", "planted", "mixed", "reversed", "latent")
 PATTERNS = ("orderflow", "liquidity", "tape", "footprint")
 
 
@@ -40,6 +48,31 @@ DEFAULT_MODELS = {
 
 
 @dataclass(frozen=True)
+class LatentParams:
+    """The informed trader of the latent scenario. It works in episodes: it learns that the quotes will jump `edge`
+    round-trip costs (drawn per episode) in direction D at the end of the episode and, until then, takes a share of
+    the background trades, in one of two styles drawn per episode:
+    - aggressive: it buys (D) with somewhat larger orders, now and then a block, and its buying sometimes moves the
+      quotes D (order-flow imbalance, large prints, a little drift);
+    - passive: it rests on the D-side top level, showing a heavy size at some refreshes and hiding it at others, and
+      tops it up after every hit; sellers (-D) hit it and the price holds (book imbalance now and then, absorption);
+      order flow points the wrong way.
+    """
+
+    gap: tuple[int, int] = (30, 120)  # trades between one episode's jump and the next episode's start
+    length: tuple[int, int] = (8, 24)  # trades an episode lasts; the jump follows its last trade
+    edge: tuple[float, float] = (1.5, 4.0)  # the jump, in round-trip costs (uniform per episode)
+    share: tuple[float, float] = (0.25, 0.5)  # of the background trades that are the informed trader's (per episode)
+    passive: float = 0.4  # probability that an episode is passive
+    size_mult: float = 1.5  # aggressive child orders: median size x this (same lognormal spread)
+    block: float = 0.08  # probability that an aggressive child is a block (median x exp(sigma x U(2.5, 3.5)))
+    impact: float = 0.06  # probability that an aggressive child moves the quotes one tick D
+    lean: float = 2.5  # passive: the D-side top level when the informed trader shows its size, in usual top sizes
+    show: float = 0.5  # passive: probability that it shows its size at each refresh of its level
+    hold: float = 0.7  # passive: probability that a background quote move against D does not happen
+
+
+@dataclass(frozen=True)
 class ScenarioParams:
     trades: int = 40_000  # per ticker
     regime_trades: tuple[int, int] = (8_000, 12_000)  # length of a regime, uniform in this range
@@ -49,6 +82,7 @@ class ScenarioParams:
     gap: tuple[int, int] = (10, 24)  # background trades between patterns
     start_local: str = "2024-03-04 10:00"  # B3 local time of the first trade
     models: dict[str, TickerModel] = field(default_factory=lambda: dict(DEFAULT_MODELS))
+    latent: LatentParams = field(default_factory=LatentParams)
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,7 @@ class Regime:
     informative: str | None  # the specialist whose pattern predicts, None = nothing does
     edge: float  # planted move in round-trip costs (also the size of the random moves after other patterns)
     vol: float  # background quote moves per trade
+    sign: int = 1  # +1: the informative pattern's move follows its direction; -1 (reversed): goes against it
 
 
 def schedule(scenario: str, rng: np.random.Generator, params: ScenarioParams) -> list[Regime]:
@@ -68,20 +103,21 @@ def schedule(scenario: str, rng: np.random.Generator, params: ScenarioParams) ->
     start = 1
     prev: str | None = "?"
     lo, hi = params.regime_trades
+    sign = -1 if scenario == "reversed" else 1
     while start <= params.trades:
         length = int(rng.integers(lo, hi + 1))
         end = min(params.trades, start + length - 1)
         if params.trades - end < lo // 2:  # no stub regime at the end
             end = params.trades
-        if scenario == "null":
+        if scenario in ("null", "latent"):
             informative = None
         else:
-            choices: list[str | None] = list(PATTERNS) if scenario == "planted" else [None, *PATTERNS]
+            choices: list[str | None] = [None, *PATTERNS] if scenario == "mixed" else list(PATTERNS)
             choices = [c for c in choices if c != prev]
             informative = choices[int(rng.integers(len(choices)))]
         edge = float(rng.uniform(*params.edge_range))
         vol = float(rng.uniform(*params.vol_range))
-        out.append(Regime(start, end, informative, edge, vol))
+        out.append(Regime(start, end, informative, edge, vol, sign))
         prev = informative
         start = end + 1
     return out
