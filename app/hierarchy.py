@@ -13,15 +13,19 @@ every strategy sees exactly the same signals, fills and costs.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from app.agents import SPECIALISTS
 from app.agents.base import BaseSpecialist, MarketState, Ring, root_of, session_day
+from app.agents.registry import build
 from app.config import Config
 from app.coordination.coordinator import ActiveSignals, Coordinator
+from app.coordination.experts import agent_of, expert_name
 from app.coordination.learner import FLAT, Learner
+from app.coordination.policies import (  # noqa: F401  (re-exported: older imports name them here)
+    AlonePolicy, EqualPolicy, FixedPolicy, LearnedPolicy, OraclePolicy, Policy)
 from app.coordination.regime import RegimeClassifier
 from app.events import Book, Decision, Event, InputEvent, InvalidTicker, Order, Reward, RiskBreach, Signal, Trade
 from app.execution.contracts import ContractSpec, spec_for
@@ -29,51 +33,6 @@ from app.execution.paper import PaperExecutor
 from app.execution.risk import RiskGate
 
 _DEFAULT_TICK = {"WDO": 0.5, "DOL": 0.5, "WIN": 5.0, "IND": 5.0}
-
-
-class Policy(Protocol):
-    """Where a lane's weights come from: one weight per expert (the desk's `experts`, flat last)."""
-
-    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]: ...
-
-
-class LearnedPolicy:
-    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
-        return desk.learner.weights(regime)
-
-
-class FixedPolicy:
-    """Fixed weights by expert name (missing = 0); {"orderflow": 1} follows one specialist alone."""
-
-    def __init__(self, by_name: dict[str, float]) -> None:
-        self.by_name = by_name
-        self._cache: dict[tuple[str, ...], list[float]] = {}
-
-    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
-        key = tuple(desk.experts)
-        w = self._cache.get(key)
-        if w is None:
-            w = self._cache[key] = [float(self.by_name.get(e, 0.0)) for e in desk.experts]
-        return w
-
-
-class EqualPolicy:
-    """Equal weight on every specialist that has an active signal: the plain mean of what is being said."""
-
-    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
-        values = desk.active.values
-        return [1.0 if values[i] != 0.0 else 0.0 for i in range(len(values))] + [0.0]
-
-
-class OraclePolicy:
-    """Follows whichever specialist `informative(ticker, trade_id)` names (None: stay flat)."""
-
-    def __init__(self, informative: Callable[[str, int], str | None]) -> None:
-        self.informative = informative
-
-    def weights(self, desk: "Desk", regime: str, t: Trade) -> list[float]:
-        name = self.informative(t.ticker, t.trade_id) or FLAT
-        return [1.0 if e == name else 0.0 for e in desk.experts]
 
 
 class Lane:
@@ -99,13 +58,31 @@ class Desk:
         self.ticker = ticker
         self.spec = spec
         tick = spec.tick if spec else _DEFAULT_TICK.get(root_of(ticker), 0.01)
-        self.market = MarketState(ticker, tick)
+        self.market = MarketState(ticker, tick, cfg.execution.min_spread_ticks)
         acfg = cfg.agents
-        self.specialists = [SPECIALISTS[name](self.market, getattr(acfg, name)) for name in acfg.enabled]
+        self.specialists = [build(entry, self.market, acfg) for entry in acfg.enabled]
         self.book_listeners = [s for s in self.specialists if type(s).on_book is not BaseSpecialist.on_book]
-        self.experts = [s.name for s in self.specialists] + [FLAT]
+        # the expert pool: each specialist followed and (contrarian) faded, at each multiple of its horizon
+        coord = cfg.coordination
+        self.experts: list[str] = []
+        self.horizons: list[int] = []  # per expert (flat excluded)
+        self.sign: list[float] = []  # +1 follow, -1 fade
+        self.of_agent: dict[str, list[int]] = {}  # specialist name -> its expert indices
+        self.follow: dict[str, int] = {}  # specialist name -> "<name>@<own horizon>"
+        self.fade: dict[str, int] = {}  # specialist name -> "<name>@<own horizon>:fade"
+        for s in self.specialists:
+            idx = self.of_agent[s.name] = []
+            for m in coord.horizons:
+                for sign in ((1.0, -1.0) if coord.contrarian else (1.0,)):
+                    i = len(self.experts)
+                    self.experts.append(expert_name(s.name, s.horizon * m, fade=sign < 0))
+                    self.horizons.append(s.horizon * m)
+                    self.sign.append(sign)
+                    idx.append(i)
+                    if m == 1:
+                        (self.follow if sign > 0 else self.fade)[s.name] = i
+        self.experts.append(FLAT)
         self.index = {name: i for i, name in enumerate(self.experts)}
-        self.horizons = [s.horizon for s in self.specialists]
         self.max_h = max(self.horizons) if self.horizons else 1
         self.regime = RegimeClassifier(self.market, cfg.coordination.regime)
         slip = cfg.execution.slippage_ticks
@@ -115,10 +92,18 @@ class Desk:
         scale = spec.round_trip_cost(slippage_ticks=slip) if spec else 1.0
         self.learner = Learner(self.experts, cfg.coordination.learner, scale)
         self.coordinator = Coordinator(self.experts, cfg.coordination)
-        self.active = ActiveSignals(len(self.specialists))
+        self.active = ActiveSignals(len(self.horizons))
         self.mids = Ring(self.max_h + 2)
         self.spreads = Ring(self.max_h + 2)
-        self.pending: deque[tuple] = deque()
+        # signals wait here until their experts' horizon has passed, one queue per horizon, so each expert is
+        # scored (and the learner updated) as soon as its own outcome is known
+        # the learner sees P&L per unit of its horizon's noise: a move over m times the horizon has ~sqrt(m) times
+        # the spread, and unscaled it would dominate the shared learning rate and slow learning for every expert
+        base = {s.name: s.horizon for s in self.specialists}
+        self.norm = [math.sqrt(base[agent_of(e)] / h) for e, h in zip(self.experts, self.horizons)]
+        self.group_h = sorted(set(self.horizons))
+        self.group_of = [self.group_h.index(h) for h in self.horizons]
+        self.pending: list[deque[tuple]] = [deque() for _ in self.group_h]
 
         def lane(name: str, policy: Policy, emit: bool) -> Lane:
             ex = PaperExecutor(ticker, spec, slip) if spec else None
@@ -207,23 +192,30 @@ class Hierarchy:
                     sigs.append(sig)
         regime = d.regime.on_trade(t.ts)
 
-        if d.pending and d.pending[0][0] <= n:
-            self._score(d, n, t, out)
+        for queue in d.pending:
+            if queue and queue[0][0] <= n:
+                self._score(d, queue, n, t, out)
 
         active = d.active
         if sigs is not None:
             out.extend(sigs)
             d.counts["signals"] += len(sigs)
-            idx = []
-            vals = []
-            index = d.index
+            of_agent, horizons, signs, group_of = d.of_agent, d.horizons, d.sign, d.group_of
+            per: list[Any] = [None] * len(d.group_h)
             for sig in sigs:
-                i = index[sig.agent]
                 v = sig.direction * sig.confidence
-                active.add(i, v, n, sig.horizon)
-                idx.append(i)
-                vals.append(v)
-            d.pending.append((n + d.max_h, n, t.trade_id, regime, idx, vals, m.mid, m.spread))
+                for i in of_agent[sig.agent]:
+                    vi = signs[i] * v
+                    active.add(i, vi, n, horizons[i])
+                    g = group_of[i]
+                    both = per[g]
+                    if both is None:
+                        both = per[g] = ([], [])
+                    both[0].append(i)
+                    both[1].append(vi)
+            for g, both in enumerate(per):
+                if both is not None:
+                    d.pending[g].append((n + d.group_h[g], n, t.trade_id, regime, both[0], both[1], m.mid, m.spread))
         expired = active.expire(n) if n >= active.next_expiry else False
         if sigs is not None or expired or (self._kill and d.main.executor is not None and d.main.executor.qty):
             for lane in d.lanes:
@@ -231,13 +223,13 @@ class Hierarchy:
         return out
 
     # ------------------------------------------------------------------------------------------------- learning
-    def _score(self, d: Desk, n: int, t: Trade, out: list[Event]) -> None:
-        """Counterfactual P&L of every specialist that signalled max_h trades ago, at its own horizon."""
+    def _score(self, d: Desk, queue: deque, n: int, t: Trade, out: list[Event]) -> None:
+        """Counterfactual P&L, net of costs, of every expert whose horizon ended at this trade."""
         mids, spreads = d.mids, d.spreads
         pv, fee_rt, slip = d.pv, d.fee_rt, d.slip_cost
-        experts, horizons = d.experts, d.horizons
-        while d.pending and d.pending[0][0] <= n:
-            _, n0, trade_id, regime, idx, vals, mid0, spread0 = d.pending.popleft()
+        experts, horizons, norm = d.experts, d.horizons, d.norm
+        while queue and queue[0][0] <= n:
+            _, n0, trade_id, regime, idx, vals, mid0, spread0 = queue.popleft()
             rewards: dict[int, float] = {}
             for i, v in zip(idx, vals):
                 back = n - (n0 + horizons[i])
@@ -245,7 +237,7 @@ class Hierarchy:
                 spread_h = spreads.ago(back)
                 cost = (0.5 * (spread0 + spread_h) * pv + fee_rt + slip) * (v if v >= 0 else -v)
                 r = v * (mid_h - mid0) * pv - cost
-                rewards[i] = r
+                rewards[i] = r * norm[i]
                 out.append(Reward(agent=experts[i], ticker=d.ticker, ts=t.ts, regime=regime, pnl=r,
                                   trade_id=trade_id))
             d.counts["rewards"] += len(rewards)

@@ -208,9 +208,24 @@ class Specialist(Protocol):
 
 
 class BaseSpecialist:
-    """Shared plumbing: the market state, the horizon, and Signal construction (only when not abstaining)."""
+    """The base of every specialist, built-in or your own: the market state, the horizon, Signal construction.
+
+    To write your own (see examples/my_specialist.py) subclass it and enable it in config.toml as
+    `agents.enabled = [..., "mypkg.signals:MySpecialist"]`:
+    - class attributes `name` (short, lower case: it becomes expert names such as "momentum@20:fade", ZMQ topics
+      and Valkey keys) and `default_horizon` (trades its signal is meant for, when config gives none);
+    - `__init__(self, market, params)`: call `super().__init__(market, params.horizon)`; `params` is a
+      SimpleNamespace of the `[agents.params.<name>]` table, `horizon` always set;
+    - `on_trade(t)`: the MarketState (`self.market`: book, mid, spread, last price, trade count) is already updated
+      with t; update your state in O(1) (see `Ring`) and return `self.signal(t, direction, confidence, features)`
+      (direction in [-1, 1], confidence in [0, 1]) or None to abstain. Never look at anything after t;
+    - optional: `on_book(b)`, `reset_day()` (09:00 B3 local), `features()` (current values, for snapshots).
+    The coordinator then treats it like the built-in ones: it is scored at every configured horizon, with a
+    contrarian twin, on its counterfactual P&L net of costs, and earns or loses weight accordingly.
+    """
 
     name = "base"
+    default_horizon = 15
 
     def __init__(self, market: MarketState, horizon: int) -> None:
         self.market = market
@@ -234,3 +249,6 @@ class BaseSpecialist:
 
     def reset_day(self) -> None:
         pass
+
+    def features(self) -> dict[str, float]:
+        return {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.coordination.experts import by_agent
 from app.backtest.metrics import day_label, total_curve
 from app.backtest.runner import MAIN, SAMPLE, DayResult
 from app.backtest.table import render_markdown
@@ -73,7 +74,8 @@ def weights_chart(results: list[DayResult], path: Path, bins: int = 300) -> None
     fig, axes = plt.subplots(len(tickers), 1, figsize=(11, 3.2 * len(tickers) + 0.6), squeeze=False)
     for ax, ticker in zip(axes[:, 0], tickers):
         rs = sorted((r for r in results if r.ticker == ticker), key=lambda r: r.day)
-        path_w = [(ts, w) for r in rs for ts, w in r.weights_path]
+        # per specialist and side (its horizons summed): 17 bands would not be readable
+        path_w = [(ts, by_agent(w)) for r in rs for ts, w in r.weights_path]
         experts = sorted({e for _, w in path_w for e in w})
         if path_w:
             xs, ys = _binned(path_w, experts, bins)
@@ -90,7 +92,7 @@ def weights_chart(results: list[DayResult], path: Path, bins: int = 300) -> None
         ax.set_title(f"{ticker}: coordinator weights (its Decisions, every {SAMPLE} trades, averaged over "
                      f"{max(1, -(-len(path_w) // bins)) * SAMPLE:,}-trade bins)", pad=14)
         ax.set_xlabel(f"sample (every {SAMPLE} trades; white lines: day starts)")
-        ax.legend(fontsize=7, ncol=len(experts) or 1, loc="lower left")
+        ax.legend(fontsize=7, ncol=min(len(experts), 5) or 1, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

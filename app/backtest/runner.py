@@ -30,8 +30,8 @@ from app.config import Config
 from app.events import Decision, Fill, Order, Trade
 from app.execution.contracts import ContractSpec
 from app.execution.paper import PaperExecutor
-from app.hierarchy import FixedPolicy, Hierarchy, Policy
-from app.coordination.learner import FLAT
+from app.coordination.policies import Policy
+from app.hierarchy import Hierarchy
 from app.backtest.days import DayTape
 from app.backtest.sources import baseline_policies, require_spec
 
@@ -118,7 +118,7 @@ class DayResult:
 
 
 def lane_policies(cfg: Config) -> dict[str, Policy]:
-    return {"flat": FixedPolicy({FLAT: 1.0}), **baseline_policies(cfg)}
+    return baseline_policies(cfg)
 
 
 def lane_names(cfg: Config) -> list[str]:
@@ -231,8 +231,8 @@ def _run_day(h: Hierarchy, dt: DayTape, prev_mark: float, progress: Callable[[in
 
 def describe_lanes(cfg: Config) -> dict[str, Any]:
     """What each lane is, for the report."""
-    out = {MAIN: "the coordinator: the learner's weights (walk-forward)", "flat": "never trades"}
+    out = {MAIN: "the coordinator: the learner's weights (walk-forward)"}
     for name in baseline_policies(cfg):
-        out[name] = "equal weight on every active specialist" if name == "equal" else \
-            f"{name.removeprefix('only_')} alone (weight 1)"
+        out[name] = {"flat": "never trades", "equal": "equal weight on every specialist speaking"}.get(
+            name, f"{name.removeprefix('only_')} alone, following its own signal at its own horizon")
     return out

@@ -1,10 +1,15 @@
-"""From the specialists' signals and a weight vector to a target position, with the reason spelled out.
+"""From the experts' active signals and a weight vector to a target position, with the reason spelled out.
 
-A signal stays active for its horizon (in trades of its ticker) unless the same specialist signals again. The blend
-is the weighted vote of all experts, each voting its active signal's direction x confidence; a specialist with no
-active signal votes 0, and so does "flat", always:  blend = sum(w_i x s_i over active i) / sum(all w).
-So a specialist moves the position only in proportion to the trust it has earned: one that the learner has pushed
-to the floor cannot open a position by being the only one that speaks, and trusting flat pulls every blend to 0.
+An expert is a specialist's signal followed ("orderflow@15") or faded ("orderflow@15:fade") at one horizon; it
+stays active for that horizon (in trades of its ticker) unless the specialist signals again. The blend is the
+prediction of the sleeping-experts mixture (Freund, Schapire, Singer & Warmuth 1997): the weighted vote of the
+experts that are awake, normalised over them plus "flat", who is always awake and always votes 0:
+
+    blend = sum(w_i x s_i over active i) / (sum(w_i over active i) + w_flat)
+
+so experts with nothing to say do not dilute the ones that speak (one trusted signal can act on its own), while the
+trust put in flat still pulls every blend towards 0. A follow/fade pair at equal weight cancels: until the learner
+has evidence either way, a signal moves nothing.
 target = 0 while |blend| < entry_threshold, else sign(blend) x max(1, round(|blend| x max_contracts)).
 """
 from __future__ import annotations
@@ -62,12 +67,14 @@ class Coordinator:
 
     def blend(self, weights: list[float], active: ActiveSignals) -> float:
         num = 0.0
+        den = weights[self.flat]
         values = active.values
         for i in range(active.n):
             v = values[i]
             if v != 0.0:
-                num += weights[i] * v
-        den = sum(weights)
+                w = weights[i]
+                num += w * v
+                den += w
         return num / den if den > 0 else 0.0
 
     def target(self, blend: float) -> int:

@@ -67,15 +67,17 @@ class Learner:
             return None
         w = self.r.get(regime)
         if w is None:
-            w = self.r[regime] = [1.0 / self.n] * self.n
+            # a regime seen for the first time starts from what is known globally, not from ignorance: a uniform
+            # copy would halve the leader's weight at every new label (the time-of-day bucket changes every day)
+            tot = sum(self.g)
+            w = self.r[regime] = [x / tot for x in self.g]
         return w
 
     def raw(self, regime: str) -> list[float]:
         """Unfloored combined weights of every expert in a regime, normalised to sum 1."""
         g = self.g
         r = self.r.get(regime) if self.cfg.regime_experts else None
-        v = [g[i] + r[i] for i in range(self.n)] if r is not None else (
-            [g[i] + 1.0 / self.n for i in range(self.n)] if self.cfg.regime_experts else list(g))
+        v = [g[i] + r[i] for i in range(self.n)] if r is not None else list(g)
         tot = sum(v)
         return [x / tot for x in v]
 

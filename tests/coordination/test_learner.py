@@ -69,7 +69,7 @@ def test_sleeping_experts_keep_their_weight_and_are_not_scored():
 
 
 def test_awake_mass_is_preserved_by_an_update():
-    lr = Learner(["a", "b"], LearnerConfig(fixed_share=0.05, floor=0.0), scale=1.0)
+    lr = Learner(["a", "b"], LearnerConfig(fixed_share=0.05, floor=0.0, regime_experts=True), scale=1.0)
     lr.update("r", {0: 1.0, 1: -1.0})
     g0, r0 = list(lr.g), list(lr.r["r"])
     lr.update("r", {0: 3.0})  # a and flat awake
@@ -101,7 +101,7 @@ def test_floor_gives_every_expert_at_least_the_floor_and_sums_to_one():
 
 
 def test_regime_copies_let_two_regimes_trust_different_experts():
-    lr = Learner(["a", "b"], LearnerConfig(fixed_share=0.0, floor=0.0, discount=0.99), scale=1.0)
+    lr = Learner(["a", "b"], LearnerConfig(fixed_share=0.0, floor=0.0, discount=0.99, regime_experts=True), scale=1.0)
     for _ in range(300):
         lr.update("calm", {0: 2.0, 1: -2.0})
         lr.update("wild", {0: -2.0, 1: 2.0})
@@ -131,3 +131,13 @@ def test_same_rewards_give_bit_identical_weights():
             lr.update(f"r{k % 3}", {i: float(x) for i, x in enumerate(row) if (i + k) % 4})
         runs.append(lr.state())
     assert runs[0] == runs[1]
+
+
+def test_a_regime_seen_for_the_first_time_starts_from_the_global_weights():
+    lr = Learner(["a", "b"], LearnerConfig(fixed_share=0.0, floor=0.0, regime_experts=True), scale=1.0)
+    for _ in range(50):
+        lr.update("calm", {0: 2.0, 1: -2.0})
+    before = lr.weights("never-seen")
+    lr.update("new", {0: 0.0, 1: 0.0})  # creates the copy; zero rewards move nothing
+    assert before == lr.weights("never-seen")
+    assert all(math.isclose(x, y) for x, y in zip(lr.weights("new"), before))
