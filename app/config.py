@@ -61,6 +61,11 @@ class FeedConfig(_Section):
     max_restarts: NonNegativeInt = 0
     # process isolation: a child silent for this many seconds is considered hung and replaced
     heartbeat_timeout: Positive = 5.0
+    # run a DLL build older than 4.0.0.41 (no GetHealthStatus) although its known depth/trade-V2 bugs are unfixed
+    allow_old_dll: bool = False
+    # the price-depth Add that follows a Flush: "ends_bracket" (vendor example: it repeats the smallest index the
+    # bracket changed, not a new change) or "is_change" (read the side again, as for any Add)
+    depth_flush_add: Literal["ends_bracket", "is_change"] = "ends_bracket"
 
     def __post_init__(self) -> None:
         if not self.tickers:
@@ -85,8 +90,11 @@ class SimulatorConfig(_Section):
     burst_len: Positive = 0.4  # mean seconds per burst
     # stop after this many trades in total (0 = never): floods and tests
     max_trades: NonNegativeInt = 0
-    # what a second initialize after finalize does: "error" (NL_INTERNAL_ERROR) or "abort" (kill the process)
-    reinit: Literal["error", "abort"] = "error"
+    # what a second initialize after finalize does: "abort" (kill the process, as the real DLL crashes) or "error"
+    # (NL_INTERNAL_ERROR); the binding refuses it before it reaches the library either way
+    reinit: Literal["error", "abort"] = "abort"
+    # the zone of the stand-in's server clock (GetServerClock); another zone than B3's tests the offset check
+    clock_zone: str = "America/Sao_Paulo"
     # sim clock start, local B3 time "YYYY-MM-DD HH:MM:SS" ("" = now: every run has its own exchange times)
     start: str = ""
     # path to a stand-in build to use instead of the packaged one ("" = packaged)
@@ -118,6 +126,9 @@ class RunConfig(_Section):
     data_dir: str = "data"
     status_interval: Positive = 1.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # seconds from the first Ctrl-C / SIGTERM (or the end of --duration) to the exit, whatever the disk, Valkey or a
+    # ZMQ peer do; what could not be persisted by then is reported in one line and the exit code is 4
+    stop_timeout: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 15.0
 
 
 class ZmqConfig(_Section):
@@ -180,6 +191,11 @@ class ReplayConfig(_Section):
     batch: PositiveInt = 1024  # events per sink call at most
     max_gap: NonNegative = 5.0  # paced replay: silences longer than this many seconds are shortened to it (0 = keep)
     restamp: bool = True  # journal replay: received_ns = delivery time (false keeps the recorded value)
+    # generic CSV tapes: role -> column header (or 1-based number), roles ts | date + time, price, qty and optionally
+    # side, ticker, bid, ask, buyer, seller; empty = detect the format (Profit export, B3 TradeIntraday, journal)
+    columns: dict[str, str | int] = msgspec.field(default_factory=dict)
+    ticker: str = ""  # generic CSV without a ticker column: the ticker its rows belong to
+    decimal: Literal["auto", ",", "."] = "auto"  # generic CSV decimal mark; auto = "," when the separator is ";"
 
 
 class OrderFlowConfig(_Section):
@@ -228,13 +244,33 @@ class FootprintConfig(_Section):
 
 
 class AgentsConfig(_Section):
-    enabled: list[Literal["orderflow", "liquidity", "tape", "footprint"]] = msgspec.field(
-        default_factory=lambda: ["orderflow", "liquidity", "tape", "footprint"]
-    )
+    # built-in names, or your own specialist as "package.module:ClassName" (a BaseSpecialist subclass)
+    enabled: list[str] = msgspec.field(default_factory=lambda: ["orderflow", "liquidity", "tape", "footprint"])
     orderflow: OrderFlowConfig = msgspec.field(default_factory=OrderFlowConfig)
     liquidity: LiquidityConfig = msgspec.field(default_factory=LiquidityConfig)
     tape: TapeConfig = msgspec.field(default_factory=TapeConfig)
     footprint: FootprintConfig = msgspec.field(default_factory=FootprintConfig)
+    # settings of your own specialists, by their `name`: [agents.params.momentum] horizon = 20, window = 30
+    params: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.enabled:
+            raise ValueError("enabled must name at least one specialist")
+        from app.agents.registry import RegistryError, resolve  # lazily: the agents import this module
+
+        names = []
+        for entry in self.enabled:
+            try:
+                cls = resolve(entry)
+            except RegistryError as exc:
+                raise ValueError(f"enabled {exc}") from None
+            names.append(cls.name)
+            h = self.params.get(cls.name, {}).get("horizon", getattr(cls, "default_horizon", 15))
+            if not isinstance(h, int) or isinstance(h, bool) or h < 1:
+                raise ValueError(f"params.{cls.name}.horizon {h!r} must be a whole number of trades >= 1")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"two enabled specialists share the name {dup[0]!r}; give each class its own `name`")
 
 
 class RegimeConfig(_Section):
@@ -254,16 +290,25 @@ class RegimeConfig(_Section):
 class LearnerConfig(_Section):
     fixed_share: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.02  # mass shared back each update: tracks switches
     floor: Annotated[float, msgspec.Meta(ge=0, lt=0.2)] = 0.01  # least weight any expert keeps in a decision
-    discount: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.98  # forgetting of AdaHedge's cumulative mixability gap
-    regime_experts: bool = True  # per-regime copies next to the global ones (sleeping experts); false = global only
+    discount: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.995  # forgetting of AdaHedge's cumulative mixability gap
+    # per-regime copies next to the global ones (a regime's copy starts from the global weights); they pay off only
+    # where an edge depends on volatility/trend/time of day, and cost samples everywhere else: off by default
+    regime_experts: bool = False
     history: NonNegativeInt = 2000  # weight updates kept per ticker for inspection
 
 
 class CoordinationConfig(_Section):
-    entry_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3  # |weighted blend| needed to hold a position
+    entry_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.4  # |blend| needed to hold a position
     max_contracts: PositiveInt = 1  # target at blend = 1
+    # each specialist is an expert at each of these multiples of its own horizon ("orderflow@15", "orderflow@30")
+    horizons: list[PositiveInt] = msgspec.field(default_factory=lambda: [1, 2])
+    contrarian: bool = True  # also its contrarian twin at each horizon ("orderflow@15:fade"), so fading can be learned
     regime: RegimeConfig = msgspec.field(default_factory=RegimeConfig)
     learner: LearnerConfig = msgspec.field(default_factory=LearnerConfig)
+
+    def __post_init__(self) -> None:
+        if not self.horizons or self.horizons[0] != 1 or self.horizons != sorted(set(self.horizons)):
+            raise ValueError("horizons must be increasing multiples of each specialist's horizon, starting at 1")
 
 
 class ContractConfig(_Section):
