@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app import config as config_mod
+from app.feed.clock import now_ns
 from app.config import Config
 from app.feed.base import Feed, FeedError
 from app.pipeline import Pipeline
@@ -46,7 +47,7 @@ def make_feed(cfg: Config, replay_path: str | None = None, speed: float | None =
 
 class App:
     def __init__(self, cfg: Config, *, replay_path: str | None = None, speed: float | None = None,
-                 fresh: bool = False, tracer: Any = None, clock: Callable[[], int] = time.monotonic_ns) -> None:
+                 fresh: bool = False, tracer: Any = None, clock: Callable[[], int] = now_ns) -> None:
         self.cfg = cfg
         self.replay_path = replay_path
         self.speed = speed

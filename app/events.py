@@ -4,7 +4,7 @@ Events are immutable msgspec Structs: cheap to build on the DLL callback thread,
 and the wire without a hand-written schema, and decoded back into the same types for replay. `tag=True` puts the
 class name in the encoded form (field "type") so a stream of mixed events decodes into the right classes.
 
-Time fields: `ts` is exchange time in ns since the epoch (UTC); `received_ns` is `time.monotonic_ns()` stamped first
+Time fields: `ts` is exchange time in ns since the epoch (UTC); `received_ns` is `app.feed.clock.now_ns()` stamped first
 thing in the DLL callback (or by the replay source), the origin of every latency figure.
 """
 from __future__ import annotations

@@ -14,18 +14,17 @@ every strategy sees exactly the same signals, fills and costs.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from typing import Any, Callable
 
+from app.feed.clock import now_ns
 from app.agents.base import BaseSpecialist, MarketState, Ring, root_of, session_day
 from app.agents.registry import build
 from app.config import Config
 from app.coordination.coordinator import ActiveSignals, Coordinator
 from app.coordination.experts import agent_of, expert_name
 from app.coordination.learner import FLAT, Learner
-from app.coordination.policies import (  # noqa: F401  (re-exported: older imports name them here)
-    AlonePolicy, EqualPolicy, FixedPolicy, LearnedPolicy, OraclePolicy, Policy)
+from app.coordination.policies import LearnedPolicy, Policy
 from app.coordination.regime import RegimeClassifier
 from app.events import Book, Decision, Event, InputEvent, InvalidTicker, Order, Reward, RiskBreach, Signal, Trade
 from app.execution.contracts import ContractSpec, spec_for
@@ -116,7 +115,7 @@ class Desk:
 
 
 class Hierarchy:
-    def __init__(self, cfg: Config, clock: Callable[[], int] = time.monotonic_ns,
+    def __init__(self, cfg: Config, clock: Callable[[], int] = now_ns,
                  shadows: dict[str, Policy] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock

@@ -16,6 +16,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from app.coordination.experts import FADE, by_agent
+
 
 class RateTracker:
     """trades/s per ticker between two refreshes."""
@@ -62,7 +64,8 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
                        f"{bridge.get('depth', 0)} (max {bridge.get('max_depth', 0)})", _fmt(lat.get("p50_us")),
                        _fmt(lat.get("p99_us")), hier.get(ticker, {}).get("regime", "-"))
 
-    agents = Table(title="specialists (weight in the current regime)", expand=True)
+    agents = Table(title="specialists (weight in the current regime: following / fading, horizons summed)",
+                   expand=True)
     for col in ("ticker", "specialist", "direction", "confidence", "weight", "signals"):
         agents.add_column(col, justify="left" if col in ("ticker", "specialist") else "right")
     desk = Table(title="coordinator and paper executor", expand=True)
@@ -70,11 +73,12 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
         desk.add_column(col, justify="left" if col in ("ticker", "risk") else "right")
     for ticker, h in sorted(hier.items()):
         weights = h.get("weights", {})
-        current = weights.get("regimes", {}).get(h.get("regime"), weights.get("global", {}))
+        current = by_agent(weights.get("regimes", {}).get(h.get("regime"), weights.get("global", {})))
         for name, spec in h.get("specialists", {}).items():
             last = spec.get("last") or {}
             agents.add_row(ticker, name, _fmt(last.get("direction")), _fmt(last.get("confidence")),
-                           _fmt(current.get(name), 3), _fmt(spec.get("signals")))
+                           f"{_fmt(current.get(name), 3)} / {_fmt(current.get(name + FADE), 3)}",
+                           _fmt(spec.get("signals")))
         pos = h.get("position") or {}
         risk = h.get("risk", {})
         risk_text = "KILL" if risk.get("kill_switch") else "ok"

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from app.feed.clock import now_ns
 from app.config import Config
 from app.continuity import Continuity
 from app.events import Decision, InputEvent, Metric
@@ -73,7 +74,7 @@ def new_run_id(prefix: str = "run") -> str:
 
 class Pipeline:
     def __init__(self, cfg: Config, *, run_id: str | None = None, replay: bool = False, fresh: bool = False,
-                 initial_state: dict[str, Any] | None = None, clock: Callable[[], int] = time.monotonic_ns,
+                 initial_state: dict[str, Any] | None = None, clock: Callable[[], int] = now_ns,
                  tracer: Any = None) -> None:
         self.cfg = cfg
         self.replay = replay

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-from app.config import Config
 from app.execution.contracts import require_spec
 from app.feed.replay.tapes import NoTradesRead, Tape, TapeError, expand_paths, load_tape, parse_columns
 from app.coordination.policies import baseline_policies

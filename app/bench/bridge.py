@@ -40,6 +40,7 @@ import time
 from multiprocessing.connection import Client, Listener
 from typing import Any, Callable
 
+from app.feed.clock import now_ns
 from app.bench import floor
 from app.bench.worker import (
     CpuWindow,
@@ -94,7 +95,7 @@ def per_event_consumer(warmup: int, target: int, on_target: Callable[[], Any]) -
                                                                                          Tally]:
     """The consumer of designs b, c and d: one call per event."""
     tally = Tally()
-    now = time.monotonic_ns
+    now = now_ns
     hist = tally.hist
     record = hist.record
     count = gaps = first = last = 0
@@ -133,7 +134,7 @@ def batch_consumer(bridge_ref: list[Bridge], warmup: int, target: int,
                    on_target: Callable[[], Any]) -> tuple[Callable[[list[Any]], None], Tally]:
     """The sink of design a: counts per batch and checks the batch's numbers are consecutive."""
     tally = Tally()
-    now = time.monotonic_ns
+    now = now_ns
     expect = -1
     warmed = warmup <= 0
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from app.feed.clock import now_ns
 from app.feed.profitdll import abi
 from app.feed.profitdll.callbacks import ThreadStatePinner
 from app.feed.profitdll.library import ProfitLibrary, load
@@ -70,7 +71,7 @@ def trade_callback(api: str, lib: ProfitLibrary | None, put: Callable[[Any], Any
     Only `put` differs between designs; `make` builds the copy (Tick). The floor has its own callbacks (floor.py):
     they count inline instead of calling `put`.
     """
-    now = time.monotonic_ns
+    now = now_ns
     if api == "v1":
         def on_trade_v1(asset: abi.TAssetIDRec, date_s: str, number: int, price: float, volume: float, qty: int,
                         buyer: int, seller: int, trade_type: int, edit: int) -> None:

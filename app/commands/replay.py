@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app import config as config_mod
+from app.feed.clock import now_ns
 from app.app import App, recorded_config
 from app.cli import EXIT_FEED, EXIT_OK, setup_logging
 from app.commands.run import install_signal_handlers
@@ -76,7 +77,7 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config,
         if out is not None:
             tracer = Tracer(out, args.slow_ms)
         # the trace must not depend on time: decisions get a constant clock, so latency is 0 there
-        clock = (lambda: 0) if tracer is not None else time.monotonic_ns
+        clock = (lambda: 0) if tracer is not None else now_ns
         app = App(cfg, replay_path=args.path, speed=speed, tracer=tracer, clock=clock)
         stop = asyncio.Event()
         install_signal_handlers(stop)

@@ -16,6 +16,7 @@ from typing import Any
 
 
 from app import config as config_mod
+from app.coordination.experts import by_agent
 from app.app import initial_state_of, recorded_config, run_file
 from app.cli import EXIT_FEED, EXIT_OK
 from app.events import Decision, Fill, Position, Trade
@@ -145,7 +146,7 @@ def charts(data: Rebuilt, summary: dict[str, Any] | None, out: Path, max_points:
 
     fig, axes = plt.subplots(len(tickers) or 1, 1, figsize=(11, 3.2 * max(1, len(tickers))), squeeze=False)
     for ax, t in zip(axes[:, 0], tickers):
-        ws = data.weights[t]
+        ws = [(ts, by_agent(w)) for ts, w in data.weights[t]]  # horizons summed: one line per specialist and side
         if ws:
             agents = sorted(ws[0][1])
             x = _times([w[0] for w in ws])
@@ -153,7 +154,7 @@ def charts(data: Rebuilt, summary: dict[str, Any] | None, out: Path, max_points:
                 ax.plot(x, [w[1].get(a, 0.0) for w in ws], lw=1.0, label=a)
             ax.set_ylim(0, 1)
             ax.legend(fontsize=8, loc="upper left")
-        ax.set_title(f"{t}: learned weight per specialist (in the decision's regime)")
+        ax.set_title(f"{t}: learned weight per specialist, following and fading (in the decision's regime)")
     save(fig, "weights.png")
 
     fig, ax = plt.subplots(figsize=(8, 3.5))

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from typing import Any
 
 from app.events import InputEvent
 from app.feed.base import Sink
+from app.feed.clock import now_ns
 from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.feed.bridge")
@@ -77,7 +77,7 @@ class Bridge:
         while i < len(_BATCH_EDGES) and n > _BATCH_EDGES[i]:
             i += 1
         self.batch_sizes[i] += 1
-        self.latency.record_elapsed(time.monotonic_ns(), batch)
+        self.latency.record_elapsed(now_ns(), batch)
         if not self._closed:
             self._sink(batch)
 

@@ -82,6 +82,15 @@ class OwnerThread:
             raise box[1]
         return box[0]
 
+    def post(self, fn: Callable[..., Any], *args: Any, on_error: Callable[[BaseException], None]) -> None:
+        """Queue fn(*args) without waiting: for DLL callbacks, which must never call the DLL themselves (spec §7.1)
+        but may ask the owner thread to (e.g. resubscribe after a reconnect). Errors go to on_error."""
+        def deliver(_result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                on_error(error)
+
+        self._commands.put((fn, args, deliver))
+
     def stop(self, timeout: float = 5.0) -> None:
         self._commands.put(_STOP)
         self._thread.join(timeout)

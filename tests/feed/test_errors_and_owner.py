@@ -15,7 +15,17 @@ def test_every_nl_code_maps_to_a_named_exception_with_code_and_function():
         assert info.value.name == name
         assert info.value.code == code
         assert "SubscribeTicker" in str(info.value) and name in str(info.value)
-    assert errors.check("X", 0) == 0 and errors.check("X", 7) == 7
+    assert errors.check("X", 0) == 0
+    assert errors.check_count("GetPriceDepthSideCount", 7) == 7
+
+
+def test_a_legacy_positive_code_is_an_error_not_a_success():
+    with pytest.raises(errors.NLError, match=r"SubscribeTicker returned .*80 .*NL_ERR_INIT"):
+        errors.check("SubscribeTicker", 80)
+    with pytest.raises(errors.NLError):
+        errors.check("DLLFinalize", 1)
+    with pytest.raises(errors.NLError, match="NL_INVALID_ARGS"):
+        errors.check_count("GetPriceDepthSideCount", errors.NL_INVALID_ARGS)
 
 
 def test_owner_thread_runs_commands_on_itself_in_order_and_returns_errors_to_the_loop():

@@ -317,8 +317,13 @@ class Child:
         while self.sender.events < after_events:
             await asyncio.sleep(0.005)
         log.warning("fault reinit-after:%d: finalizing the DLL and initializing it again", after_events)
+        session = self.feed.session
+        assert session is not None
         await self.feed.stop(finalize=True)
-        await self.feed.start(self.sink)  # the real DLL (and the stand-in with reinit=abort) dies here
+        # straight to the library, past the binding's refusal: what a naive reconnect would do. The real DLL (and
+        # the stand-in with reinit = "abort", its default) dies here
+        await session.owner.call(session._dll_initialize, self.feed.credentials(), self.cfg.feed.routing,
+                                 self.cfg.feed.trade_api, self.cfg.feed.book, False)
         log.warning("fault reinit-after:%d: the second initialize returned", after_events)
         await asyncio.Event().wait()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Sequence
 
 import msgspec
@@ -17,6 +16,7 @@ import msgspec
 from app.config import Config
 from app.events import InputEvent
 from app.feed.base import FeedError, Sink
+from app.feed.clock import now_ns
 from app.feed.process import protocol
 from app.feed.process.dedupe import Dedupe
 from app.feed.process.supervisor import ChildHandle, Supervisor
@@ -84,7 +84,7 @@ class ProcessFeed:
         self.messages += 1
         self.events += len(batch)
         self.bytes += len(payload)
-        now = time.monotonic_ns()
+        now = now_ns()
         record = self.latency.record
         for ev in batch:
             record(now - ev.received_ns)

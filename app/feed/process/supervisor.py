@@ -2,7 +2,7 @@
 
 A child is replaced when it exits (any code, a signal such as SIGABRT included), when it is silent for longer than
 `feed.heartbeat_timeout`, or when it reports a lost market connection (a State with conn_type 2 and a result other
-than MARKET_CONNECTED or MARKET_PERFORMANCE_WARNING) that is not followed by MARKET_CONNECTED within
+than MARKET_CONNECTED, MARKET_PERFORMANCE_WARNING or MARKET_PARTIAL_CONNECTED) that is not followed by MARKET_CONNECTED within
 `feed.reconnect_grace` seconds. A live child is stopped with SIGTERM (it finalizes its DLL and flushes) and killed
 if it is still there after a grace. The next child starts after `feed.restart_backoff` seconds, doubling per
 failed attempt up to `feed.restart_backoff_max`, back to the first value once a child stayed up that long; after
@@ -40,7 +40,7 @@ log = logging.getLogger("app.feed.process")
 _TICK = 0.05  # seconds between checks of a child's health
 _TERM_GRACE = 3.0  # seconds a child gets to finalize after SIGTERM before SIGKILL
 _STOP_TIMEOUT = 10.0  # seconds a graceful stop may take before the child is killed
-_MARKET, _CONNECTED, _PERFORMANCE_WARNING = 2, 4, 5
+_MARKET, _CONNECTED, _PERFORMANCE_WARNING, _PARTIAL_CONNECTED = 2, 4, 5, 6
 # where the `app` package lives, so the child imports the same code however the parent was started
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
@@ -156,7 +156,8 @@ class ChildHandle:
             return
         if ev.result == _CONNECTED:
             self.lost_since = None
-        elif ev.result != _PERFORMANCE_WARNING and self.lost_since is None:
+        elif ev.result not in (_PERFORMANCE_WARNING, _PARTIAL_CONNECTED) and self.lost_since is None:
+            # 5 and 6 say this client is slow (the server feed is fine): a new child would not be faster
             self.lost_since, self.lost_name = time.monotonic(), ev.name
 
     async def wait_ready(self, timeout: float) -> dict[str, Any]:

@@ -102,6 +102,7 @@ TConnectorTradeCallback = FUNCTYPE(None, TConnectorAssetIdentifier, c_void_p, c_
 TTinyBookCallback = FUNCTYPE(None, TAssetIDRec, c_double, c_int32, c_int32)
 TConnectorPriceDepthCallback = FUNCTYPE(None, TConnectorAssetIdentifier, c_ubyte, c_int32, c_ubyte)
 TInvalidTickerCallback = FUNCTYPE(None, TConnectorAssetIdentifier)
+TSystemHealthCallback = FUNCTYPE(None, c_int32)
 
 # Exported functions the binding resolves: name -> (restype, argtypes). Unused init slots are passed as NULL
 # through c_void_p, which is what the official examples do (None in the unused slots).
@@ -129,15 +130,26 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "GetServerClock": (c_int32, [POINTER(c_double)] + [POINTER(c_int32)] * 7),
 }
 
+# Exports that 4.0.0.41 added (MAN42). The builds before it include the ones whose change log later fixed "price
+# depth always returning the buy side" (4.0.0.34), "SetTradeCallbackV2 no longer receiving trades" and "no full book
+# after Unsubscribe/SubscribePriceDepth" (4.0.0.38) - exactly our default paths - and no build exposes its version
+# number, so these names are the test: present = 4.0.0.41 or newer.
+FIXED_BUILD = "4.0.0.41"
+FIXED_BUILD_EXPORTS: dict[str, tuple[object, list[object]]] = {
+    "GetHealthStatus": (c_int32, [POINTER(c_int32)]),
+    "SetHealthCallback": (c_int32, [TSystemHealthCallback]),
+}
+
 # Constants (§6)
 CONN_LOGIN, CONN_ROUTING, CONN_MARKET, CONN_ACTIVATION = 0, 1, 2, 3
 MARKET_DISCONNECTED, MARKET_CONNECTING, MARKET_WAITING, MARKET_NOT_LOGGED, MARKET_CONNECTED = 0, 1, 2, 3, 4
 MARKET_PERFORMANCE_WARNING, MARKET_PARTIAL_CONNECTED = 5, 6
-LOGIN_CONNECTED = 0
+LOGIN_CONNECTED, LOGIN_UNKNOWN_ERR = 0, 200
 ACTIVATE_VALID, ACTIVATE_INVALID = 0, 1
 TC_IS_EDIT, TC_LAST_PACKET = 1, 2
-BOOK_SIDE_BUY, BOOK_SIDE_SELL = 0, 1
-UPDATE_PREPARE, UPDATE_FLUSH, UPDATE_THEORIC = 5, 6, 7
+BOOK_SIDE_BUY, BOOK_SIDE_SELL, BOOK_SIDE_BOTH, BOOK_SIDE_NONE = 0, 1, 254, 255
+UPDATE_ADD, UPDATE_EDIT, UPDATE_DELETE, UPDATE_INSERT, UPDATE_FULLBOOK = 0, 1, 2, 3, 4
+UPDATE_PREPARE, UPDATE_FLUSH, UPDATE_THEORIC, UPDATE_DELETE_FROM = 5, 6, 7, 8
 PG_IS_THEORIC = 1
 
 STATE_NAMES: dict[tuple[int, int], str] = {

@@ -7,26 +7,37 @@ Rules they follow (spec §7, ARCHITECTURE "Threads"):
   (`TranslateTrade`, `GetPriceDepthSideCount`, `GetPriceGroup`), never a request function;
 - never raise into the DLL: an exception is counted and its text kept for `stats()`;
 - every callback object is referenced from the module-level `_KEEPALIVE` list for the life of the process, even
-  after `DLLFinalize` (a collected thunk crashes the process on the next call).
+  after `DLLFinalize` (a collected thunk crashes the process on the next call);
+- the first thing each callback does is read the process-wide gate `GATE[0]`: the at-exit hook closes it before
+  it finalizes the DLL, so a callback fired from inside that DLLFinalize, or by a DLL thread still running while the
+  interpreter exits, returns without touching any Python object. The gate cannot stop the thunk itself from taking
+  the GIL, so the at-exit hook also makes sure no DLL thread outlives the interpreter (session.py);
+- `received_ns` comes from app.feed.clock.now_ns (microsecond resolution on every platform).
 """
 from __future__ import annotations
 
 import ctypes
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from app.events import Book, InvalidTicker, State, Trade
 from app.feed.b3time import local_to_ns, parse_dll_datetime
+from app.feed.clock import now_ns
 from app.feed.profitdll import abi
 
 if TYPE_CHECKING:
     from app.feed.profitdll.session import DllSession
 
 _KEEPALIVE: list[Any] = []
+# open while callbacks may enter Python; closed (False) for good by the at-exit hook before DLLFinalize
+GATE: list[bool] = [True]
 
 _AGGRESSOR = tuple(abi.AGGRESSOR_BY_TRADE_TYPE.get(i, "unknown") for i in range(256))
 _SIDE = ("bid", "ask")
+# a depth notification's side byte -> the sides to read: Both (254) is both, None (255) neither, an unknown value
+# both (reading one side too many is harmless, missing one is not)
+_DEPTH_SIDES: tuple[tuple[int, ...], ...] = tuple(
+    (0,) if b == 0 else (1,) if b == 1 else () if b == abi.BOOK_SIDE_NONE else (0, 1) for b in range(256))
 
 
 class ThreadStatePinner:
@@ -38,9 +49,11 @@ class ThreadStatePinner:
     counter semantics). The reference is released by nobody: one thread state per DLL thread per process.
     """
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, python_threads: frozenset[int] = frozenset()) -> None:
         self.enabled = enabled
         self.pinned: set[int] = set()
+        # threads Python created (the owner thread: DLLFinalize calls back on it) own their thread state already
+        self.python_threads = python_threads
         self._ensure = ctypes.pythonapi.PyGILState_Ensure
         self._ensure.restype = ctypes.c_int
         self._ensure.argtypes = []
@@ -49,17 +62,21 @@ class ThreadStatePinner:
         ident = threading.get_ident()
         if ident not in self.pinned:
             self.pinned.add(ident)
-            if self.enabled:
+            if self.enabled and ident not in self.python_threads:
                 self._ensure()
 
 
 class Callbacks:
     """Builds and owns the callback objects for one DLL session."""
 
-    def __init__(self, session: "DllSession", depth_levels: int, keep_thread_state: bool) -> None:
+    def __init__(self, session: "DllSession", depth_levels: int, keep_thread_state: bool,
+                 flush_add_ends_bracket: bool = True) -> None:
         self.session = session
         self.depth_levels = depth_levels
-        self.pinner = ThreadStatePinner(keep_thread_state)
+        self.flush_add_ends_bracket = flush_add_ends_bracket
+        self.pinner = ThreadStatePinner(keep_thread_state, frozenset({session.owner.ident or 0}))
+        self.depth_books = 0
+        self.post_flush_adds = 0
         self.errors = 0
         self.last_error = ""
         self.translate_errors = 0
@@ -92,13 +109,15 @@ class Callbacks:
 
     # Each factory binds what the hot path needs to locals: these run hundreds of thousands of times a second.
     def _state_fn(self) -> Callable[[int, int], None]:
-        now, pin, session, names = time.monotonic_ns, self.pinner.pin_current, self.session, abi.STATE_NAMES
+        now, pin, session, names, gate = now_ns, self.pinner.pin_current, self.session, abi.STATE_NAMES, GATE
 
         def on_state(conn_type: int, result: int) -> None:
+            if not gate[0]:
+                return
             received = now()
             try:
                 pin()
-                session.conn_state[conn_type] = result
+                session.on_state(conn_type, result)
                 self._emit(State(conn_type, result, names.get((conn_type, result), f"STATE_{conn_type}_{result}"),
                                  received))
             except BaseException as exc:
@@ -107,7 +126,7 @@ class Callbacks:
         return on_state
 
     def _trade_v2_fn(self) -> Callable[..., None]:
-        now, pin = time.monotonic_ns, self.pinner.pin_current
+        now, pin, gate = now_ns, self.pinner.pin_current, GATE
         translate = self.session.lib.TranslateTrade
         buf = abi.TConnectorTrade()
         ref = ctypes.byref(buf)
@@ -115,6 +134,8 @@ class Callbacks:
         last_ts, aggressor, emit = self.last_ts, _AGGRESSOR, self._emit
 
         def on_trade_v2(asset: abi.TConnectorAssetIdentifier, handle: int, flags: int) -> None:
+            if not gate[0]:
+                return
             received = now()
             try:
                 pin()
@@ -135,11 +156,13 @@ class Callbacks:
         return on_trade_v2
 
     def _trade_v1_fn(self) -> Callable[..., None]:
-        now, pin = time.monotonic_ns, self.pinner.pin_current
+        now, pin, gate = now_ns, self.pinner.pin_current, GATE
         last_ts, aggressor, emit = self.last_ts, _AGGRESSOR, self._emit
 
         def on_trade_v1(asset: abi.TAssetIDRec, date: str, number: int, price: float, volume: float, qty: int,
                         buyer: int, seller: int, trade_type: int, edit: int) -> None:
+            if not gate[0]:
+                return
             received = now()
             try:
                 pin()
@@ -154,9 +177,11 @@ class Callbacks:
         return on_trade_v1
 
     def _tiny_book_fn(self) -> Callable[..., None]:
-        now, pin, last_ts, emit = time.monotonic_ns, self.pinner.pin_current, self.last_ts, self._emit
+        now, pin, last_ts, emit, gate = now_ns, self.pinner.pin_current, self.last_ts, self._emit, GATE
 
         def on_tiny_book(asset: abi.TAssetIDRec, price: float, qty: int, side: int) -> None:
+            if not gate[0]:
+                return
             received = now()
             try:
                 pin()
@@ -169,13 +194,18 @@ class Callbacks:
         return on_tiny_book
 
     def _price_depth_fn(self) -> Callable[..., None]:
-        now, pin, last_ts, emit = time.monotonic_ns, self.pinner.pin_current, self.last_ts, self._emit
+        now, pin, last_ts, emit, gate = now_ns, self.pinner.pin_current, self.last_ts, self._emit, GATE
         lib = self.session.lib
         side_count, price_group = lib.GetPriceDepthSideCount, lib.GetPriceGroup
         group = abi.TConnectorPriceGroup()
         group_ref = ctypes.byref(group)
         max_levels = self.depth_levels
+        sides_of = _DEPTH_SIDES
         bracketed: dict[str, set[int]] = {}  # ticker -> sides changed since Prepare, read at Flush
+        # ticker -> side of the Flush just delivered: the Add right after it repeats the smallest index the bracket
+        # changed (vendor Delphi example), it is the bracket's tail and not a change of its own
+        after_flush: dict[str, int] = {}
+        tail_ends_bracket = self.flush_add_ends_bracket
 
         def read_side(asset_ref: Any, side: int) -> tuple[tuple[float, int, int], ...] | None:
             n = side_count(asset_ref, side)
@@ -196,25 +226,33 @@ class Callbacks:
             return tuple(levels)
 
         def on_price_depth(asset: abi.TConnectorAssetIdentifier, side: int, position: int, update: int) -> None:
+            if not gate[0]:
+                return
             received = now()
             try:
                 pin()
                 ticker = asset.Ticker
+                flushed = after_flush.pop(ticker, -1)
+                if update == abi.UPDATE_ADD and flushed == side and tail_ends_bracket:
+                    self.post_flush_adds += 1
+                    return
                 if update == abi.UPDATE_PREPARE:
                     bracketed[ticker] = set()
                     return
                 if update == abi.UPDATE_FLUSH:
-                    sides = bracketed.pop(ticker, None) or {0, 1}
+                    sides = bracketed.pop(ticker, set()).union(sides_of[side])
+                    after_flush[ticker] = side
                 elif ticker in bracketed:
-                    bracketed[ticker].update((0, 1) if side > 1 else (side,))
+                    bracketed[ticker].update(sides_of[side])
                     return
                 else:
-                    sides = (0, 1) if side > 1 else (side,)
+                    sides = sides_of[side]
                 asset_ref = ctypes.byref(asset)
                 ts = last_ts.get(ticker, 0)
                 for s in sorted(sides):
                     levels = read_side(asset_ref, s)
                     if levels is not None:
+                        self.depth_books += 1
                         emit(Book(ticker, ts, _SIDE[s], levels, received, "depth"))
             except BaseException as exc:
                 self._failed(exc)
@@ -222,9 +260,11 @@ class Callbacks:
         return on_price_depth
 
     def _invalid_ticker_fn(self) -> Callable[..., None]:
-        now, pin, session = time.monotonic_ns, self.pinner.pin_current, self.session
+        now, pin, session, gate = now_ns, self.pinner.pin_current, self.session, GATE
 
         def on_invalid_ticker(asset: abi.TConnectorAssetIdentifier) -> None:
+            if not gate[0]:
+                return
             received = now()
             try:
                 pin()
@@ -242,6 +282,8 @@ class Callbacks:
             "last_callback_error": self.last_error,
             "translate_errors": self.translate_errors,
             "depth_errors": self.depth_errors,
+            "depth_books": self.depth_books,
+            "post_flush_adds": self.post_flush_adds,
             "unrouted": self.unrouted,
-            "pinned_threads": len(self.pinner.pinned) if self.pinner.enabled else 0,
+            "pinned_threads": len(self.pinner.pinned - self.pinner.python_threads) if self.pinner.enabled else 0,
         }

@@ -48,14 +48,14 @@ _CODES: dict[str, tuple[int, str]] = {
 
 
 class NLError(FeedError):
-    """A DLL function returned a negative NResult."""
+    """A DLL function returned an NResult other than NL_OK."""
 
     name = "NL_UNKNOWN"
 
     def __init__(self, function: str, code: int, hint: str = "") -> None:
         self.function = function
         self.code = code
-        meaning = _MEANING.get(code, "unknown code")
+        meaning = _MEANING.get(code) or ("legacy " + _LEGACY[code] if code in _LEGACY else "unknown code")
         msg = f"{function} returned {self.name} ({code} / 0x{code & 0xFFFFFFFF:08X}: {meaning})"
         super().__init__(f"{msg}; {hint}" if hint else msg)
 
@@ -79,11 +79,28 @@ for _name, (_hex, _meaning) in _CODES.items():
 
 def code_name(code: int) -> str:
     cls = _BY_CODE.get(code)
-    return cls.name if cls else ("NL_OK" if code == NL_OK else f"NL_UNKNOWN({code})")
+    if cls:
+        return cls.name
+    if code == NL_OK:
+        return "NL_OK"
+    return _LEGACY.get(code, f"NL_UNKNOWN({code})")
+
+
+# Very old builds (and the 2023 example) used small positive codes; a check for "negative = error" would let them
+# pass as success, so every NResult function is checked for exactly NL_OK (spec §6.6).
+_LEGACY: dict[int, str] = {80: "NL_ERR_INIT", 90: "NL_ERR_INVALID_ARGS", 100: "NL_ERR_INTERNAL_ERROR"}
 
 
 def check(function: str, code: int, hint: str = "") -> int:
-    """Return a non-negative result unchanged; raise the named NLError for a negative one."""
+    """For functions returning an NResult: NL_OK passes, any other code (negative or a legacy positive one such as
+    80) raises the named NLError."""
+    if code == NL_OK:
+        return code
+    raise _BY_CODE.get(code, NLError)(function, code, hint)
+
+
+def check_count(function: str, code: int, hint: str = "") -> int:
+    """For the few functions whose non-negative result is a value (GetPriceDepthSideCount, GetAgentName...)."""
     if code >= 0:
         return code
     raise _BY_CODE.get(code, NLError)(function, code, hint)

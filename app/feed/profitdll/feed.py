@@ -35,6 +35,10 @@ class ProfitDllFeed:
     def credentials(self) -> credentials.Credentials:
         return credentials.from_env()
 
+    def clock_follows_machine(self) -> bool:
+        """Whether GetServerClock should agree with this machine's clock (then its offset is checked at connect)."""
+        return True
+
     async def prepare(self, session: DllSession) -> None:
         """Hook run on the loop at every start, before initialize (the simulator sets its market here)."""
 
@@ -43,7 +47,8 @@ class ProfitDllFeed:
         loop = asyncio.get_running_loop()
         path = self.library_path()
         self.session = session = await DllSession.open(
-            library.load, path, feed_cfg.depth_levels, feed_cfg.keep_thread_state)
+            library.load, path, feed_cfg.depth_levels, feed_cfg.keep_thread_state, feed_cfg.allow_old_dll,
+            feed_cfg.depth_flush_add == "ends_bracket")
         creds = self.credentials()
         self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth)
         session.attach(self.bridge)
@@ -53,6 +58,8 @@ class ProfitDllFeed:
             await session.initialize(creds, feed_cfg.routing, feed_cfg.trade_api, feed_cfg.book)
             log.info("%s returned NL_OK; waiting for the market connection", session.init_mode)
         await self._wait_connected(feed_cfg.connect_timeout)
+        if session.server_clock_offset_s is None and self.clock_follows_machine():
+            await session.check_clock()
         self.tickers = resolve(feed_cfg.tickers, date.today())
         for ticker in self.tickers:
             await session.subscribe(ticker, feed_cfg.exchange, feed_cfg.book == "depth")
@@ -67,8 +74,13 @@ class ProfitDllFeed:
             state = session.conn_state
             if state.get(abi.CONN_ACTIVATION) == abi.ACTIVATE_INVALID:
                 raise FeedError("the DLL reported ACTIVATE_INVALID: check PROFITDLL_KEY")
-            if state.get(abi.CONN_LOGIN, 0) not in (0,):
-                name = abi.STATE_NAMES.get((0, state[abi.CONN_LOGIN]), str(state[abi.CONN_LOGIN]))
+            login = state.get(abi.CONN_LOGIN, abi.LOGIN_CONNECTED)
+            if login == abi.LOGIN_UNKNOWN_ERR:
+                raise FeedError("the DLL reported LOGIN_UNKNOWN_ERR (200): a stale session with the same credentials "
+                                "probably still exists (another or a just-killed process); end it, wait a few "
+                                "minutes and start again")
+            if login != abi.LOGIN_CONNECTED:
+                name = abi.STATE_NAMES.get((0, login), str(login))
                 raise FeedError(f"the DLL reported {name}: check PROFITDLL_USER / PROFITDLL_PASSWORD")
             if time.monotonic() > deadline:
                 raise FeedError(f"no market connection within {timeout:g}s (last states: {session.stats()['conn_state']}); "

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from app.feed.base import FeedError
-from app.feed.profitdll.abi import FUNCTIONS
+from app.feed.profitdll.abi import FIXED_BUILD, FIXED_BUILD_EXPORTS, FUNCTIONS
 
 # file names the real DLL ships under (spec §1): 64-bit packages use either name
 DLL_NAMES = ("ProfitDLL64.dll", "ProfitDLL.dll")
@@ -18,7 +18,7 @@ DLL_NAMES = ("ProfitDLL64.dll", "ProfitDLL.dll")
 class ProfitLibrary:
     """The resolved exports of one loaded library, each with argtypes and restype set."""
 
-    def __init__(self, handle: ctypes.CDLL, path: str) -> None:
+    def __init__(self, handle: ctypes.CDLL, path: str, allow_old: bool = False) -> None:
         self.handle = handle
         self.path = path
         missing = [name for name in FUNCTIONS if not hasattr(handle, name)]
@@ -27,7 +27,19 @@ class ProfitLibrary:
                 f"{path} does not export {', '.join(missing)}; it is not a ProfitDLL build this binding supports "
                 "(needs 4.0.0.31 or newer)"
             )
-        for name, (restype, argtypes) in FUNCTIONS.items():
+        lacking = [name for name in FIXED_BUILD_EXPORTS if not hasattr(handle, name)]
+        # True when the build predates the fixes and the operator chose to run it anyway
+        self.old_build = bool(lacking)
+        if lacking and not allow_old:
+            raise FeedError(
+                f"{path} is a ProfitDLL build older than {FIXED_BUILD} (no {', '.join(lacking)}): those builds lose "
+                "trades on SetTradeCallbackV2, read the buy side for every price depth and send no full book after "
+                f"a resubscribe; install ProfitDLL {FIXED_BUILD} or newer, or set feed.allow_old_dll = true to run "
+                "it anyway"
+            )
+        declared = dict(FUNCTIONS)
+        declared.update({k: v for k, v in FIXED_BUILD_EXPORTS.items() if k not in lacking})
+        for name, (restype, argtypes) in declared.items():
             fn = getattr(handle, name)
             fn.restype = restype
             fn.argtypes = argtypes
@@ -38,7 +50,7 @@ class ProfitLibrary:
         return sorted(FUNCTIONS)
 
 
-def load(path: str | os.PathLike[str]) -> ProfitLibrary:
+def load(path: str | os.PathLike[str], allow_old: bool = False) -> ProfitLibrary:
     p = Path(path)
     if not p.exists():
         raise FeedError(f"DLL not found at {p}; set feed.dll_path in config.toml to the ProfitDLL64.dll location")
@@ -54,7 +66,7 @@ def load(path: str | os.PathLike[str]) -> ProfitLibrary:
             f"cannot load {p}: {exc}; check the file is the 64-bit DLL matching this Python and that its "
             "companion DLLs (libcrypto/libssl) are in the same folder"
         ) from None
-    return ProfitLibrary(handle, str(p))
+    return ProfitLibrary(handle, str(p), allow_old)
 
 
 def find_real_dll(configured: str) -> Path:

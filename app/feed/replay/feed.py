@@ -2,7 +2,7 @@
 `[replay.columns]`), delivered by a coroutine on the loop (no DLL thread).
 
 The same file always yields the same events in the same order, in batches of at most `replay.batch`; only
-`received_ns` differs (stamped with time.monotonic_ns() when a batch is delivered, so latency figures mean
+`received_ns` differs (stamped with app.feed.clock.now_ns() when a batch is delivered, so latency figures mean
 "since delivery" and nothing deterministic depends on it). Pacing follows the events' exchange time at `speed`x
 real time, or as fast as the pipeline takes them when speed is None; a batch never spans a pacing wait.
 The format is detected by content (tapes.sniff_format). A replay that cannot be read, or that reads no trade,
@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 
 import msgspec
 
+from app.feed.clock import now_ns
 from app.config import Config
 from app.events import InputEvent, Trade
 from app.feed.base import FeedError, Sink
@@ -174,7 +175,7 @@ class ReplayFeed:
 
         def flush() -> None:
             nonlocal batch
-            now = time.monotonic_ns()
+            now = now_ns()
             out = [replace(e, received_ns=now) for e in batch] if restamp else batch
             for e in out:
                 if type(e) is Trade:

@@ -9,9 +9,10 @@ import ctypes
 import importlib.util
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.config import SimulatorConfig
 from app.feed.b3time import B3_TZ
@@ -19,7 +20,8 @@ from app.feed.base import FeedError
 
 STATS = ("violations", "foreign_thread_calls", "accessor_misuse", "callbacks", "trades_generated",
          "trades_delivered", "undelivered", "callbacks_after_finalize", "initialized", "finalized",
-         "connector_alive", "subscribed", "regime_switches")
+         "connector_alive", "subscribed", "regime_switches", "depth_books", "post_flush_adds", "delete_from",
+         "theoric", "both_sides", "reconnects", "finalize_states")
 
 
 def library_path(configured: str = "") -> Path:
@@ -71,7 +73,9 @@ class SimControl:
         self.set("burst_len", cfg.burst_len)
         self.set("max_trades", cfg.max_trades)
         self.set("reinit_abort", 1 if cfg.reinit == "abort" else 0)
-        self.set("start_time", start_epoch(cfg.start))
+        start = start_epoch(cfg.start)
+        self.set("start_time", start)
+        self.set("clock_offset_s", zone_offset_s(cfg.clock_zone, start))
         for key, (lo, hi) in (("regime_trades", cfg.regime_trades), ("edge_range", cfg.edge_range),
                               ("vol_range", cfg.vol_range), ("gap", cfg.gap)):
             if lo > hi:
@@ -101,6 +105,19 @@ def start_epoch(start: str) -> float:
     else:
         local = datetime.now(B3_TZ)
     return local.timestamp()
+
+
+def zone_offset_s(zone: str, at_epoch: float) -> float:
+    """How far a wall clock in `zone` reads ahead of B3 local time at that instant (the stand-in's server clock
+    then shows that zone's time, as a DLL on a machine set to it might)."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FeedError(f"simulator.clock_zone = {zone!r} is not a time zone name (e.g. America/Sao_Paulo, UTC); "
+                        "fix that value") from None
+    at = datetime.fromtimestamp(at_epoch, timezone.utc)
+    delta = at.astimezone(tz).utcoffset() - at.astimezone(B3_TZ).utcoffset()  # type: ignore[operator]
+    return delta.total_seconds()
 
 
 def summary(control: SimControl) -> dict[str, Any]:

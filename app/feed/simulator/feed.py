@@ -21,6 +21,10 @@ class SimulatorFeed(ProfitDllFeed):
     def control(self) -> SimControl | None:
         return SimControl(self.session.lib.handle) if self.session is not None else None
 
+    def clock_follows_machine(self) -> bool:
+        # a stand-in started at a fixed simulator.start keeps that date: its clock is not meant to match ours
+        return not self.cfg.simulator.start
+
     async def prepare(self, session: DllSession) -> None:
         await session.owner.call(SimControl(session.lib.handle).configure, self.cfg.simulator)
 

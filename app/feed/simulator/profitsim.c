@@ -6,7 +6,13 @@
  *   - one connector thread delivers every callback serially; request functions called from it are refused;
  *   - strings, structs and trade handles handed to a callback are overwritten right after it returns;
  *   - accessors work only inside the callback they belong to;
- *   - DLLFinalize joins the thread, and the library cannot be initialized again in the process.
+ *   - DLLFinalize joins the thread, fires MARKET_DISCONNECTED from inside itself (on the caller's thread), and
+ *     the library cannot be initialized again in the process (a second initialize aborts, like the real DLL);
+ *   - the real DLL's quirks (spec §11): post-flush depth Adds, "both sides", theoretical-price and delete-from
+ *     depth updates, market states 2/3/5/6 and login 200, subscriptions lost on a reconnect when told to,
+ *     garbage in the upper bits of narrow integer arguments, a server clock in another time zone;
+ *   - built with -DPROFITSIM_PRE_4_0_0_41 it lacks the exports 4.0.0.41 added (GetHealthStatus,
+ *     SetHealthCallback), so it stands for a build older than the fixes of 4.0.0.34/.38/.41.
  * The SIM_* exports are not part of the real ABI: they set the synthetic market and faults and read counters.
  *
  * wchar_t is UTF-32 here (UTF-16 on Windows), so ctypes c_wchar_p works unchanged on both sides.
@@ -116,8 +122,25 @@ typedef void (*TTinyBookCallback)(TAssetIDRec asset, double price, int32_t qty, 
 typedef void (*TConnectorPriceDepthCallback)(TConnectorAssetIdentifier asset, uint8_t side, int32_t position,
                                              uint8_t updateType);
 typedef void (*TInvalidTickerCallback)(TConnectorAssetIdentifier asset);
+typedef void (*TSystemHealthCallback)(int32_t state);
 
-enum { UPD_ADD = 0, UPD_EDIT = 1, UPD_DELETE = 2, UPD_INSERT = 3, UPD_FULLBOOK = 4, UPD_PREPARE = 5, UPD_FLUSH = 6 };
+/* The same callbacks seen with every narrow integer widened to a full 64-bit slot: calling through these puts
+ * chosen garbage in the upper bits, as the real DLL does on Win64 (spec §11). Same registers and stack slots on
+ * x86-64 SysV as the narrow prototypes, so the callee sees exactly what a sloppy caller would leave there. */
+#define WIDE(type, fn) ((type)(void (*)(void))(fn)) /* the cast through void(*)(void) says "on purpose" */
+typedef void (*WideStateCallback)(uint64_t connStateType, uint64_t result);
+typedef void (*WideNewTradeCallback)(TAssetIDRec asset, const wchar_t *date, uint64_t tradeNumber, double price,
+                                     double volume, uint64_t qty, uint64_t buyAgent, uint64_t sellAgent,
+                                     uint64_t tradeType, uint64_t bEdit);
+typedef void (*WideConnectorTradeCallback)(TConnectorAssetIdentifier asset, void *tradeHandle, uint64_t flags);
+typedef void (*WideTinyBookCallback)(TAssetIDRec asset, double price, uint64_t qty, uint64_t side);
+typedef void (*WidePriceDepthCallback)(TConnectorAssetIdentifier asset, uint64_t side, uint64_t position,
+                                       uint64_t updateType);
+
+enum { UPD_ADD = 0, UPD_EDIT = 1, UPD_DELETE = 2, UPD_INSERT = 3, UPD_FULLBOOK = 4, UPD_PREPARE = 5, UPD_FLUSH = 6,
+       UPD_THEORIC = 7, UPD_DELETE_FROM = 8 };
+#define SIDE_BOTH 254
+#define PG_IS_THEORIC 1u
 enum { TT_CROSS = 1, TT_BUY = 2, TT_SELL = 3 };
 enum { SIDE_BID = 0, SIDE_ASK = 1 };
 
@@ -127,7 +150,8 @@ enum { SIDE_BID = 0, SIDE_ASK = 1 };
 enum {
     P_SEED, P_RATE, P_PACE, P_BURSTS, P_BURST_RATE, P_BURST_EVERY, P_BURST_LEN, P_MAX_TRADES, P_REINIT_ABORT,
     P_CONNECT_MS, P_DROP_AFTER, P_DROP_MS, P_START_TIME, P_DEPTH, P_POISON, P_SCENARIO, P_REGIME_LO, P_REGIME_HI,
-    P_EDGE_LO, P_EDGE_HI, P_VOL_LO, P_VOL_HI, P_DRIFT_TRADES, P_GAP_LO, P_GAP_HI, P_COUNT
+    P_EDGE_LO, P_EDGE_HI, P_VOL_LO, P_VOL_HI, P_DRIFT_TRADES, P_GAP_LO, P_GAP_HI, P_DEPTH_QUIRKS, P_THEORIC_EVERY,
+    P_DROP_SUBS, P_LOGIN_RESULT, P_GARBAGE, P_CLOCK_OFFSET_S, P_PERF_WARN_AFTER, P_FINALIZE_HANG_MS, P_COUNT
 };
 
 typedef struct {
@@ -164,21 +188,34 @@ static const ParamDef k_params[P_COUNT] = {
     [P_DRIFT_TRADES] = {"drift_trades", 0, 1000, 1}, /* the jump comes within this many trades of the pattern */
     [P_GAP_LO] = {"gap_lo", 0, 1e6, 1},              /* trades from one pattern to the next */
     [P_GAP_HI] = {"gap_hi", 0, 1e6, 1},
+    /* post-flush Adds, one delete-from for a cut tail, one "both sides" full book (the real DLL's shapes) */
+    [P_DEPTH_QUIRKS] = {"depth_quirks", 0, 1, 1},
+    [P_THEORIC_EVERY] = {"theoric_every", 0, 1e9, 1}, /* every N market events a theoretical-price pulse; 0 = never */
+    [P_DROP_SUBS] = {"drop_subs", 0, 1, 1},           /* a reconnect forgets every subscription */
+    [P_LOGIN_RESULT] = {"login_result", 0, 200, 1},   /* nResult of the login state: 200 = LOGIN_UNKNOWN_ERR */
+    [P_GARBAGE] = {"garbage", 0, 1, 1},               /* garbage in the upper bits of narrow callback arguments */
+    [P_CLOCK_OFFSET_S] = {"clock_offset_s", -86400, 86400, 0}, /* GetServerClock's zone minus B3's, seconds */
+    [P_PERF_WARN_AFTER] = {"perf_warn_after", 0, P_BIG, 1}, /* (2,5) (2,6) (2,4) after N delivered trades */
+    /* DLLFinalize stalls this long before stopping its thread, which keeps calling back meanwhile (a stuck DLL) */
+    [P_FINALIZE_HANG_MS] = {"finalize_hang_ms", 0, 3600000, 0},
 };
 
 static pthread_mutex_t g_param_mu = PTHREAD_MUTEX_INITIALIZER;
 static double g_param[P_COUNT] = {
     [P_SEED] = 7, [P_RATE] = 150, [P_PACE] = 1, [P_BURSTS] = 1, [P_BURST_RATE] = 3000, [P_BURST_EVERY] = 20,
-    [P_BURST_LEN] = 0.4, [P_MAX_TRADES] = 0, [P_REINIT_ABORT] = 0, [P_CONNECT_MS] = 30, [P_DROP_AFTER] = 0,
+    [P_BURST_LEN] = 0.4, [P_MAX_TRADES] = 0, [P_REINIT_ABORT] = 1, [P_CONNECT_MS] = 30, [P_DROP_AFTER] = 0,
     [P_DROP_MS] = 2000, [P_START_TIME] = -1 /* = today 13:00 UTC */, [P_DEPTH] = 1, [P_POISON] = 1,
     [P_SCENARIO] = 0, [P_REGIME_LO] = 8000, [P_REGIME_HI] = 12000, [P_EDGE_LO] = 0.5, [P_EDGE_HI] = 4.0,
     [P_VOL_LO] = 0.03, [P_VOL_HI] = 0.10, [P_DRIFT_TRADES] = 8, [P_GAP_LO] = 10, [P_GAP_HI] = 24,
+    [P_DEPTH_QUIRKS] = 1, [P_THEORIC_EVERY] = 0, [P_DROP_SUBS] = 0, [P_LOGIN_RESULT] = 0, [P_GARBAGE] = 0,
+    [P_CLOCK_OFFSET_S] = 0, [P_PERF_WARN_AFTER] = 0,
 };
 static _Atomic uint64_t g_param_gen = 1;
 
 enum {
     S_VIOLATIONS, S_FOREIGN, S_MISUSE, S_CALLBACKS, S_GENERATED, S_DELIVERED, S_UNDELIVERED, S_AFTER_FIN,
-    S_REGIME_SWITCHES, S_COUNT
+    S_REGIME_SWITCHES, S_DEPTH_BOOKS, S_POST_FLUSH_ADDS, S_DELETE_FROM, S_THEORIC, S_BOTH_SIDES, S_RECONNECTS,
+    S_FINALIZE_STATES, S_COUNT
 };
 static _Atomic int64_t g_stat[S_COUNT];
 
@@ -495,6 +532,8 @@ typedef struct {
     int sub_trade, sub_depth, need_tiny, need_depth;
     /* market state, connector thread only */
     int ready, active, depth_on;
+    int theoric;      /* a theoretical-price level leads both sides (an auction pulse) */
+    uint32_t events;  /* market events, for theoric_every */
     Rng rng;
     Side side[2];
     int64_t anchor_px;
@@ -783,6 +822,15 @@ static TradeRecord g_trade_rec[NSLOT];
 static unsigned g_slot;
 static uint64_t g_trade_seq;
 static int g_poison = 1;
+static int g_garbage;      /* connector's copy of P_GARBAGE */
+static int g_depth_quirks = 1;
+
+/* a narrow argument with garbage above its `bits` low bits (when asked to): what Win64 callers leave there */
+static inline uint64_t narrow(uint64_t v, int bits)
+{
+    uint64_t keep = bits >= 64 ? ~0ull : ((1ull << bits) - 1);
+    return g_garbage ? ((v & keep) | (0xDEADBEEFCAFEF00Dull & ~keep)) : (v & keep);
+}
 
 /* what the callback now running may access (connector thread only; accessors check the thread first) */
 enum { CB_NONE, CB_TRADE_V2, CB_DEPTH, CB_OTHER };
@@ -849,7 +897,7 @@ static void emit_state(int32_t type, int32_t result)
 {
     TStateCallback cb = atomic_load(&g_cb_state);
     if (!cb || !cb_begin(CB_OTHER)) return;
-    cb(type, result);
+    WIDE(WideStateCallback, cb)(narrow((uint32_t)type, 32), narrow((uint32_t)result, 32));
     cb_end();
 }
 
@@ -869,7 +917,8 @@ static void emit_tiny(const Instr *in, int side)
     if (!cb || !cb_begin(CB_OTHER)) return;
     const Level *l = &in->side[side].lv[0];
     Scratch *s = scratch_take(in->ticker, L"F");
-    cb(asset_v1(s), (double)l->px * k_roots[in->root].tick, (int32_t)l->qty, side);
+    WIDE(WideTinyBookCallback, cb)(asset_v1(s), (double)l->px * k_roots[in->root].tick, narrow((uint32_t)l->qty, 32),
+                               narrow((uint32_t)side, 32));
     cb_end();
     scratch_release(s);
 }
@@ -880,9 +929,24 @@ static void emit_depth(const Instr *in, int side, int position, int update)
     if (!cb || !cb_begin(CB_DEPTH)) return;
     g_cur_depth = in;
     Scratch *s = scratch_take(in->ticker, L"F");
-    cb(asset_v2(s), (uint8_t)side, position, (uint8_t)update);
+    WIDE(WidePriceDepthCallback, cb)(asset_v2(s), narrow((uint8_t)side, 8), narrow((uint32_t)position, 32),
+                                 narrow((uint8_t)update, 8));
     cb_end();
     scratch_release(s);
+}
+
+/* Both sides at once: one notification with side Both (254) when the real DLL's shapes are on, else one a side.
+ * The binding publishes both sides either way. */
+static void emit_full_book(const Instr *in)
+{
+    stat_add(S_DEPTH_BOOKS, 2);
+    if (g_depth_quirks) {
+        stat_add(S_BOTH_SIDES, 1);
+        emit_depth(in, SIDE_BOTH, 0, UPD_FULLBOOK);
+        return;
+    }
+    emit_depth(in, SIDE_BID, 0, UPD_FULLBOOK);
+    emit_depth(in, SIDE_ASK, 0, UPD_FULLBOOK);
 }
 
 static void deliver_trade(const Instr *in, const GenTrade *t, int64_t ts)
@@ -911,7 +975,7 @@ static void deliver_trade(const Instr *in, const GenTrade *t, int64_t ts)
         tr->SellAgent = t->seller;
         tr->TradeType = (uint8_t)t->type;
         g_cur_trade = rec;
-        v2(asset_v2(s), rec, 0);
+        WIDE(WideConnectorTradeCallback, v2)(asset_v2(s), rec, narrow(0, 32));
         cb_end();
         memset(rec, 0xDB, sizeof *rec); /* a kept handle must be useless */
         scratch_release(s);
@@ -919,7 +983,10 @@ static void deliver_trade(const Instr *in, const GenTrade *t, int64_t ts)
     if (v1 && cb_begin(CB_OTHER)) {
         Scratch *s = scratch_take(in->ticker, L"F");
         format_dll_date(s->date, &c);
-        v1(asset_v1(s), s->date, in->trade_no, price, volume, (int32_t)t->qty, t->buyer, t->seller, t->type, 0);
+        /* bEdit is a Delphi Char (16 bits): garbage from bit 16 up */
+        WIDE(WideNewTradeCallback, v1)(asset_v1(s), s->date, narrow(in->trade_no, 32), price, volume,
+                                   narrow((uint32_t)t->qty, 32), narrow((uint32_t)t->buyer, 32),
+                                   narrow((uint32_t)t->seller, 32), narrow((uint32_t)t->type, 32), narrow(0, 16));
         cb_end();
         scratch_release(s);
     }
@@ -930,8 +997,21 @@ static int level_changed(const Level *a, const Level *b)
     return a->qty != b->qty || level_count(a) != level_count(b);
 }
 
+/* Closes a bracket: Flush, then (real DLL shape) an Add carrying the smallest index the bracket changed. That Add
+ * is not a change of its own (vendor Delphi example): a client reading the side again publishes it twice. */
+static void bracket_end(const Instr *in, int side, int min_pos)
+{
+    emit_depth(in, side, 0, UPD_FLUSH);
+    stat_add(S_DEPTH_BOOKS, 1);
+    if (g_depth_quirks) {
+        stat_add(S_POST_FLUSH_ADDS, 1);
+        emit_depth(in, side, min_pos < 0 ? 0 : min_pos, UPD_ADD);
+    }
+}
+
 /* Depth notifications for one side: a lone Edit(0) when only the top quantity moved; otherwise a
- * Prepare ... Delete/Insert/Add/Edit ... Flush bracket whose operations turn the old side into the new one. */
+ * Prepare ... Delete/Insert/Add/Edit/DeleteFrom ... Flush bracket whose operations turn the old side into the new
+ * one (a tail cut off at once is one DeleteFrom when the real DLL's shapes are on). */
 static void depth_diff(const Instr *in, int side, const Side *o)
 {
     const Side *n = &in->side[side];
@@ -943,35 +1023,57 @@ static void depth_diff(const Instr *in, int side, const Side *o)
             if (level_changed(&o->lv[i], &n->lv[i]) && changed++ == 0) first = i;
         if (changed == 0) return;
         if (changed == 1 && first == 0) {
+            stat_add(S_DEPTH_BOOKS, 1);
             emit_depth(in, side, 0, UPD_EDIT);
             return;
         }
         emit_depth(in, side, 0, UPD_PREPARE);
         for (int i = 0; i < n->n; i++)
             if (level_changed(&o->lv[i], &n->lv[i])) emit_depth(in, side, i, UPD_EDIT);
-        emit_depth(in, side, 0, UPD_FLUSH);
+        bracket_end(in, side, first);
         return;
     }
     emit_depth(in, side, 0, UPD_PREPARE);
-    int i = 0, j = 0, pos = 0, cur = o->n;
+    int i = 0, j = 0, pos = 0, cur = o->n, min_pos = -1;
     while (i < o->n || j < n->n) {
+        if (j >= n->n && g_depth_quirks) { /* the rest of the old side goes: one DeleteFrom */
+            if (min_pos < 0) min_pos = pos;
+            stat_add(S_DELETE_FROM, 1);
+            emit_depth(in, side, pos, UPD_DELETE_FROM);
+            break;
+        }
         if (j >= n->n || (i < o->n && better(side, o->lv[i].px, n->lv[j].px))) {
+            if (min_pos < 0) min_pos = pos;
             emit_depth(in, side, pos, UPD_DELETE);
             i++;
             cur--;
         } else if (i >= o->n || better(side, n->lv[j].px, o->lv[i].px)) {
+            if (min_pos < 0) min_pos = pos;
             emit_depth(in, side, pos, pos == cur ? UPD_ADD : UPD_INSERT);
             pos++;
             j++;
             cur++;
         } else {
-            if (level_changed(&o->lv[i], &n->lv[j])) emit_depth(in, side, pos, UPD_EDIT);
+            if (level_changed(&o->lv[i], &n->lv[j])) {
+                if (min_pos < 0) min_pos = pos;
+                emit_depth(in, side, pos, UPD_EDIT);
+            }
             pos++;
             i++;
             j++;
         }
     }
-    emit_depth(in, side, 0, UPD_FLUSH);
+    bracket_end(in, side, min_pos);
+}
+
+/* An auction pulse: a theoretical-price level (price -INF, PG_IS_THEORIC) appears at the head of both sides, then
+ * goes at the instrument's next event; each change is one TheoricPrice notification with side Both. */
+static void theoric_set(Instr *in, int on)
+{
+    in->theoric = on;
+    stat_add(S_THEORIC, 1);
+    stat_add(S_DEPTH_BOOKS, 2);
+    emit_depth(in, SIDE_BOTH, 0, UPD_THEORIC);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -990,7 +1092,7 @@ typedef struct {
     int mode;
     int64_t anc_sim, anc_real, last;
     double speed;
-    int down, drop_done;
+    int down, drop_done, warn_done;
     int64_t recover_at;
     int nact, act[MAX_INSTR];
 } Conn;
@@ -1029,6 +1131,8 @@ static void apply_params(Conn *c)
     c->param_gen = atomic_load(&g_param_gen);
     params_snapshot(c->p);
     g_poison = c->p[P_POISON] != 0;
+    g_garbage = c->p[P_GARBAGE] != 0;
+    g_depth_quirks = c->p[P_DEPTH_QUIRKS] != 0;
     int arrivals = old[P_RATE] != c->p[P_RATE] || old[P_BURSTS] != c->p[P_BURSTS] ||
                    old[P_BURST_RATE] != c->p[P_BURST_RATE] || old[P_BURST_EVERY] != c->p[P_BURST_EVERY] ||
                    old[P_BURST_LEN] != c->p[P_BURST_LEN] || old[P_MAX_TRADES] != c->p[P_MAX_TRADES];
@@ -1052,10 +1156,7 @@ static void book_snapshot(const Conn *c, const Instr *in)
         emit_tiny(in, SIDE_BID);
         emit_tiny(in, SIDE_ASK);
     }
-    if (depth_wanted(c, in)) {
-        emit_depth(in, SIDE_BID, 0, UPD_FULLBOOK);
-        emit_depth(in, SIDE_ASK, 0, UPD_FULLBOOK);
-    }
+    if (depth_wanted(c, in)) emit_full_book(in);
 }
 
 /* Picks up what the owner thread changed: subscriptions, invalid tickers to report, snapshots to send. */
@@ -1099,10 +1200,7 @@ static void refresh_subs(Conn *c)
             emit_tiny(in, SIDE_BID);
             emit_tiny(in, SIDE_ASK);
         }
-        if (need_depth[i] && depth_wanted(c, in)) {
-            emit_depth(in, SIDE_BID, 0, UPD_FULLBOOK);
-            emit_depth(in, SIDE_ASK, 0, UPD_FULLBOOK);
-        }
+        if (need_depth[i] && depth_wanted(c, in)) emit_full_book(in);
     }
 }
 
@@ -1115,10 +1213,26 @@ static void connection_drop(Conn *c, int64_t ts)
     emit_state(2, 1);
 }
 
+/* Back on its own: connected-waiting, connected-not-logged, then logged (spec §6.1). With drop_subs the server has
+ * forgotten every subscription: nothing flows until the client subscribes again. */
 static void connection_recover(Conn *c)
 {
     c->down = 0;
     c->recover_at = INT64_MAX;
+    stat_add(S_RECONNECTS, 1);
+    emit_state(2, 2);
+    emit_state(2, 3);
+    if (c->p[P_DROP_SUBS] != 0) {
+        pthread_mutex_lock(&g_sub_mu);
+        for (int i = 0; i < g_ninstr; i++) {
+            if (g_instr[i].root >= 0 && g_instr[i].sub_trade) atomic_fetch_add(&g_nsub, -1);
+            g_instr[i].sub_trade = g_instr[i].sub_depth = 0;
+            g_instr[i].need_tiny = g_instr[i].need_depth = 0;
+        }
+        pthread_mutex_unlock(&g_sub_mu);
+        for (int i = 0; i < MAX_INSTR; i++) g_instr[i].active = g_instr[i].depth_on = 0;
+        c->nact = 0;
+    }
     emit_state(2, 4);
     for (int k = 0; k < c->nact; k++) book_snapshot(c, &g_instr[c->act[k]]);
     for (int i = 0; i < MAX_INSTR; i++) /* depth-only subscriptions are not in the active list */
@@ -1129,6 +1243,11 @@ static void model_event(Conn *c, Instr *in, int64_t ts);
 
 static void market_event(Conn *c, Instr *in, int64_t ts)
 {
+    in->events++;
+    if (!c->down && depth_wanted(c, in)) {
+        if (in->theoric) theoric_set(in, 0);
+        else if (c->p[P_THEORIC_EVERY] > 0 && in->events % (uint32_t)c->p[P_THEORIC_EVERY] == 0) theoric_set(in, 1);
+    }
     if (in->model) {
         model_event(c, in, ts);
         return;
@@ -1155,6 +1274,12 @@ static void market_event(Conn *c, Instr *in, int64_t ts)
         deliver_trade(in, &trades[k], ts);
         if (c->p[P_DROP_AFTER] > 0 && !c->drop_done && (double)stat_get(S_DELIVERED) >= c->p[P_DROP_AFTER])
             connection_drop(c, ts);
+        if (c->p[P_PERF_WARN_AFTER] > 0 && !c->warn_done && (double)stat_get(S_DELIVERED) >= c->p[P_PERF_WARN_AFTER]) {
+            c->warn_done = 1; /* the client is slow: warning, partial, then delivery recovers (4.0.0.39 states) */
+            emit_state(2, 5);
+            emit_state(2, 6);
+            emit_state(2, 4);
+        }
     }
     if (c->down) return;
     if (atomic_load_explicit(&g_cb_tiny, memory_order_relaxed))
@@ -1344,8 +1469,12 @@ static void m_book(Conn *c, Instr *in, int side)
     if (!c->down) {
         if (atomic_load_explicit(&g_cb_tiny, memory_order_relaxed)) emit_tiny(in, side);
         if (depth_wanted(c, in)) {
-            if (side_same(&m->pub[side], &in->side[side])) emit_depth(in, side, 0, UPD_EDIT); /* refilled as was */
-            else depth_diff(in, side, &m->pub[side]);
+            if (side_same(&m->pub[side], &in->side[side])) { /* refilled as was */
+                stat_add(S_DEPTH_BOOKS, 1);
+                emit_depth(in, side, 0, UPD_EDIT);
+            } else {
+                depth_diff(in, side, &m->pub[side]);
+            }
         }
     }
     m->pub[side] = in->side[side];
@@ -1589,6 +1718,10 @@ static int login_sequence(Conn *c)
         emit_state(0, 1);
         return 1;
     }
+    if (c->p[P_LOGIN_RESULT] != 0) { /* e.g. 200 LOGIN_UNKNOWN_ERR: a stale session with these credentials */
+        emit_state(0, (int32_t)c->p[P_LOGIN_RESULT]);
+        return 1;
+    }
     emit_state(0, 0);
     if (c->login) {
         if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
@@ -1599,6 +1732,8 @@ static int login_sequence(Conn *c)
     if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
     emit_state(2, 1);
     if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
+    emit_state(2, 2);
+    emit_state(2, 3);
     /* set before the callback: a client that subscribes as soon as it sees (2,4) must succeed */
     atomic_store(&g_market_up, 1);
     emit_state(2, 4);
@@ -1659,6 +1794,8 @@ static void *connector_main(void *arg)
     c->param_gen = atomic_load(&g_param_gen);
     params_snapshot(c->p);
     g_poison = c->p[P_POISON] != 0;
+    g_garbage = c->p[P_GARBAGE] != 0;
+    g_depth_quirks = c->p[P_DEPTH_QUIRKS] != 0;
     c->mode = MODE_NONE;
     c->anc_sim = c->last = c->start_ns;
     c->anc_real = mono_ns();
@@ -1776,9 +1913,18 @@ EXPORT int32_t DLLFinalize(void)
 {
     int32_t rc = request_begin();
     if (rc != NL_OK) return rc;
+    double p[P_COUNT];
+    params_snapshot(p);
+    if (p[P_FINALIZE_HANG_MS] > 0) {
+        struct timespec ts = {(time_t)(p[P_FINALIZE_HANG_MS] / 1000), (long)(p[P_FINALIZE_HANG_MS] * 1e6) % NS_PER_S};
+        nanosleep(&ts, NULL);
+    }
     atomic_store(&g_stop, 1);
     wake_connector();
-    pthread_join(g_thread, NULL); /* after this no callback can run */
+    pthread_join(g_thread, NULL); /* after this no callback runs on the connector thread */
+    /* the real DLL reports the disconnection from inside DLLFinalize, synchronously on the caller's thread */
+    stat_add(S_FINALIZE_STATES, 1);
+    emit_state(2, 0);
     atomic_store(&g_fin_done, 1);
     atomic_store(&g_market_up, 0);
     atomic_store(&g_phase, PH_FINALIZED);
@@ -1891,6 +2037,21 @@ DEFINE_SETTER(SetTinyBookCallback, TTinyBookCallback, g_cb_tiny)
 DEFINE_SETTER(SetPriceDepthCallback, TConnectorPriceDepthCallback, g_cb_depth)
 DEFINE_SETTER(SetInvalidTickerCallback, TInvalidTickerCallback, g_cb_invalid)
 
+#ifndef PROFITSIM_PRE_4_0_0_41
+/* Added by 4.0.0.41 (MAN42): their presence tells a build with the depth/trade-V2/resubscribe fixes. The watchdog
+ * here never sees a frozen thread, so the state is always shsResponsive and the callback never fires. */
+static _Atomic(TSystemHealthCallback) g_cb_health;
+DEFINE_SETTER(SetHealthCallback, TSystemHealthCallback, g_cb_health)
+
+EXPORT int32_t GetHealthStatus(int32_t *state)
+{
+    if (atomic_load(&g_phase) != PH_RUNNING) return NL_NOT_INITIALIZED;
+    if (!state) return NL_INVALID_ARGS;
+    *state = 0;
+    return NL_OK;
+}
+#endif
+
 EXPORT int32_t GetServerClock(double *dtDate, int32_t *year, int32_t *month, int32_t *day, int32_t *hour,
                               int32_t *min, int32_t *sec, int32_t *msec)
 {
@@ -1900,7 +2061,10 @@ EXPORT int32_t GetServerClock(double *dtDate, int32_t *year, int32_t *month, int
         request_end();
         return NL_INVALID_ARGS;
     }
-    int64_t utc_ns = clock_now(), local_ns = utc_ns + B3_UTC_OFFSET_NS;
+    double p[P_COUNT];
+    params_snapshot(p);
+    /* a server clock kept in another zone reads as B3 time shifted by that zone's offset from B3 */
+    int64_t utc_ns = clock_now() + (int64_t)(p[P_CLOCK_OFFSET_S] * 1e9), local_ns = utc_ns + B3_UTC_OFFSET_NS;
     Civil c;
     civil_from_utc_ns(utc_ns, &c);
     *dtDate = 25569.0 + (double)local_ns / (86400.0 * NS_PER_S); /* Delphi TDateTime: days since 1899-12-30 */
@@ -1954,7 +2118,7 @@ EXPORT int32_t GetPriceDepthSideCount(TConnectorAssetIdentifier *asset, uint8_t 
 {
     const Instr *in;
     int32_t rc = depth_accessor(asset, side, &in);
-    return rc != NL_OK ? rc : in->side[side].n;
+    return rc != NL_OK ? rc : in->side[side].n + (in->theoric ? 1 : 0);
 }
 
 EXPORT int32_t GetPriceGroup(TConnectorAssetIdentifier *asset, uint8_t side, int32_t position,
@@ -1966,6 +2130,16 @@ EXPORT int32_t GetPriceGroup(TConnectorAssetIdentifier *asset, uint8_t side, int
     if (!out) return NL_INVALID_ARGS;
     if (out->Version != 0) return NL_VERSION_NOT_SUPPORTED;
     const Side *sd = &in->side[side];
+    if (in->theoric) {
+        if (position == 0) { /* the auction's theoretical level leads the side */
+            out->Price = -__builtin_inf();
+            out->Count = 0;
+            out->Quantity = sd->n ? sd->lv[0].qty : 0;
+            out->PriceGroupFlags = PG_IS_THEORIC;
+            return NL_OK;
+        }
+        position--;
+    }
     if (position < 0 || position >= sd->n) return NL_OUT_OF_RANGE;
     const Level *l = &sd->lv[position];
     out->Price = (double)l->px * k_roots[in->root].tick;
@@ -2002,7 +2176,9 @@ EXPORT int64_t SIM_GetStat(const char *name)
         [S_VIOLATIONS] = "violations", [S_FOREIGN] = "foreign_thread_calls", [S_MISUSE] = "accessor_misuse",
         [S_CALLBACKS] = "callbacks", [S_GENERATED] = "trades_generated", [S_DELIVERED] = "trades_delivered",
         [S_UNDELIVERED] = "undelivered", [S_AFTER_FIN] = "callbacks_after_finalize",
-        [S_REGIME_SWITCHES] = "regime_switches",
+        [S_REGIME_SWITCHES] = "regime_switches", [S_DEPTH_BOOKS] = "depth_books",
+        [S_POST_FLUSH_ADDS] = "post_flush_adds", [S_DELETE_FROM] = "delete_from", [S_THEORIC] = "theoric",
+        [S_BOTH_SIDES] = "both_sides", [S_RECONNECTS] = "reconnects", [S_FINALIZE_STATES] = "finalize_states",
     };
     if (!name) return -1;
     for (int i = 0; i < S_COUNT; i++)

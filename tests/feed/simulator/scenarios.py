@@ -16,6 +16,7 @@ from typing import Any
 
 from app import config as config_mod
 from app.continuity import Continuity
+from app.coordination.experts import agent_of
 from app.events import Decision, Signal, Trade
 from app.feed.simulator.feed import SimulatorFeed
 from app.hierarchy import Hierarchy
@@ -58,9 +59,18 @@ class Sink:
         if self.h is not None:
             for o in self.h.on_batch(batch):
                 if type(o) is Decision:
-                    self.decisions.append((o.trade_id, o.weights))
+                    self.decisions.append((o.trade_id, _by_agent(o.weights)))
                 elif type(o) is Signal:
                     self.signals[o.agent] += 1
+
+
+def _by_agent(weights: dict[str, float]) -> dict[str, float]:
+    """Expert weights ('orderflow@60:fade', ...) summed per specialist: the regime names one specialist."""
+    out: dict[str, float] = {}
+    for name, w in weights.items():
+        agent = agent_of(name)
+        out[agent] = out.get(agent, 0.0) + w
+    return out
 
 
 def _regime_at(handle: ctypes.CDLL) -> Any:
