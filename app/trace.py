@@ -12,6 +12,7 @@ import logging
 import time
 from typing import IO, Any
 
+from app.coordination.experts import agent_of
 from app.events import Decision, InputEvent, Signal, Trade
 
 log = logging.getLogger("app.trace")
@@ -39,12 +40,12 @@ class Tracer:
     def _write(self, d: Decision, trade: Trade | None) -> None:
         self.decisions += 1
         signals = []
-        for agent in sorted(d.signals):
-            s = self.last_signal.get((d.ticker, agent))
+        for expert in sorted(d.signals):  # "orderflow@30:fade": the specialist's signal, followed or faded
+            s = self.last_signal.get((d.ticker, agent_of(expert)))
             if s is not None:
-                signals.append({"agent": agent, "trade_id": s.trade_id, "ts": s.ts, "direction": s.direction,
-                                "confidence": s.confidence, "features": s.features,
-                                "weight": d.weights.get(agent), "blended": d.signals[agent]})
+                signals.append({"agent": s.agent, "expert": expert, "trade_id": s.trade_id, "ts": s.ts,
+                                "direction": s.direction, "confidence": s.confidence, "features": s.features,
+                                "weight": d.weights.get(expert), "blended": d.signals[expert]})
         record = {
             "ticker": d.ticker, "trade_id": d.trade_id, "ts": d.ts, "target": d.target, "regime": d.regime,
             "reason": d.reason, "weights": d.weights,

@@ -32,3 +32,20 @@ def run_app(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path
 @pytest.fixture
 def app_cli():
     return run_app
+
+
+def write_journal(directory: Path, run_id: str, events: list) -> Path:
+    """A real run journal holding `events` (tapes for replay and backtest tests)."""
+    import asyncio
+
+    from app.config import JournalConfig
+    from app.io.journal import Journal
+
+    async def write() -> Path:
+        j = Journal(directory, run_id, JournalConfig())
+        await j.open()
+        j.append(events)
+        await j.close()
+        return j.path
+
+    return asyncio.run(write())

@@ -51,7 +51,8 @@ def test_two_traced_replays_write_byte_identical_causality_traces(recorded_run):
     for r in records:
         assert r["trade"]["trade_id"] == r["trade_id"]  # the trade that triggered it
         for s in r["signals"]:  # and the signals that entered the blend, with their weights
-            assert s["agent"] in r["weights"] and s["trade_id"] <= r["trade_id"]
+            assert s["expert"] in r["weights"] and s["expert"].startswith(s["agent"] + "@")
+            assert s["trade_id"] <= r["trade_id"]
     assert any(r["signals"] for r in records)
 
 

@@ -17,10 +17,6 @@ import numpy as np
 from app.events import Book, Signal, Trade
 from app.feed.b3time import DAY_NS, NS, SESSION_OPEN_NS, local_minute, session_day  # noqa: F401  (re-exported)
 
-# Deprecated and wrong before 2019 (Brazil had DST): nothing here uses it; B3 time goes through app.feed.b3time.
-# Kept only until app/market/generator.py stops importing it.
-B3_UTC_OFFSET_NS = -3 * 3600 * NS
-
 
 def root_of(ticker: str) -> str:
     """WDOZ26, WDOFUT, WDO -> WDO."""

@@ -39,7 +39,7 @@ from app.market.generator import PlantedMarket
 from app.market.scenarios import PATTERNS, SCENARIOS, ScenarioParams
 
 NAME = "eval"
-HELP = "evaluate the coordinator against baselines on the planted-signal market (null | planted | mixed)"
+HELP = "evaluate the coordinator against baselines on synthetic markets (null | planted | mixed | reversed | latent)"
 
 BLOCK = 1000  # trades (all tickers) per P&L sample
 SWITCH_GOAL = 150  # decisions
@@ -48,7 +48,7 @@ STRATEGIES = ["coordinator", "flat", "equal", *SINGLE, "best_single", "oracle"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="default: all three")
+    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="default: all five")
     p.add_argument("--seeds", type=int, default=20, help="seeds per scenario (default 20)")
     p.add_argument("--first-seed", type=int, default=1)
     p.add_argument("--trades", type=int, default=ScenarioParams().trades, help="trades per ticker per seed")
@@ -112,7 +112,7 @@ def run_seed(scenario: str, seed: int, cfg: config_mod.Config, trades: int) -> d
                           "round_trips": 0, "wins": 0}
     best = max(singles, key=lambda s: strategies[s]["pnl"])
     strategies["best_single"] = {**strategies[best], "which": best}
-    result["switches"] = _switches(market, decisions)
+    result["switches"] = _switches(market, decisions, cfg.coordination.entry_threshold)
     result["counts"] = {t: dict(d.counts) for t, d in h.desks.items()}
     return result
 
@@ -142,8 +142,12 @@ def _curve_stats(curve: list[float]) -> dict[str, float]:
     return {"pnl": curve[-1], "sharpe": sharpe, "t": sharpe * math.sqrt(n), "max_dd": dd}
 
 
-def _switches(market: PlantedMarket, decisions: dict[str, list[tuple[int, dict[str, float]]]]) -> list[dict]:
-    """Per regime switch with an informative specialist: decisions until its weight first exceeded 0.5."""
+def _switches(market: PlantedMarket, decisions: dict[str, list[tuple[int, dict[str, float]]]],
+              threshold: float) -> list[dict]:
+    """Per regime switch with an informative specialist: decisions until its weight (right side, horizons summed)
+    first exceeded 0.5 ("needed"), and until its signal alone at full confidence would move the position ("acts":
+    under the sleeping-experts blend that happens once its side outweighs the other side and flat enough, usually
+    long before it holds half of all the weight, which also sits on experts that are asleep)."""
     out = []
     for ticker, regimes in market.regimes.items():
         decs = decisions[ticker]
@@ -154,8 +158,15 @@ def _switches(market: PlantedMarket, decisions: dict[str, list[tuple[int, dict[s
             fade = getattr(r, "sign", 1) < 0  # a reversed regime is learned by fading the specialist
             needed = next((j + 1 for j, w in enumerate(in_regime) if side_weight(w, r.informative, fade) > 0.5),
                           None)
+
+            def acts(w: dict[str, float]) -> bool:
+                right, wrong = side_weight(w, r.informative, fade), side_weight(w, r.informative, not fade)
+                den = right + wrong + w.get("flat", 0.0)
+                return den > 0 and (right - wrong) / den >= threshold
+
+            acted = next((j + 1 for j, w in enumerate(in_regime) if acts(w)), None)
             out.append({"ticker": ticker, "informative": r.informative, "edge": r.edge, "needed": needed,
-                        "decisions": len(in_regime)})
+                        "acts": acted, "decisions": len(in_regime)})
     return out
 
 
@@ -197,15 +208,18 @@ def summarise(scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "allowed_false_positives": _binom_quantile(n, 0.05, 0.95),
     }
     if switches:
-        def latency(group: list[dict]) -> dict[str, Any]:
-            needed = sorted(sw["needed"] for sw in group if sw["needed"] is not None)
-            return {
+        def latency(group: list[dict], key: str = "needed") -> dict[str, Any]:
+            needed = sorted(sw[key] for sw in group if sw.get(key) is not None)
+            out = {
                 "switches": len(group),
                 "reached": len(needed),
                 "within_goal": sum(1 for x in needed if x <= SWITCH_GOAL) / len(group) if group else 0.0,
                 "median": needed[len(needed) // 2] if needed else None,
                 "p90": needed[max(0, math.ceil(0.9 * len(needed)) - 1)] if needed else None,
             }
+            if key == "needed":
+                out["acts"] = latency(group, "acts")
+            return out
         summary["switch_latency"] = {
             "all": latency(switches),
             "profitable": latency([sw for sw in switches if sw["edge"] > 1.0]),
@@ -273,9 +287,11 @@ def render(summary: dict[str, Any]) -> str:
                  f"{summary['significant_seeds']} (chance allows {summary['allowed_false_positives']})")
     for key, lat in summary.get("switch_latency", {}).items():
         if lat["switches"]:
+            acts = lat.get("acts") or {}
             lines.append(f"switches ({key}): {lat['switches']}, reached > 0.5 weight in {lat['reached']}, "
                          f"within {SWITCH_GOAL} decisions {lat['within_goal']:.0%}, median {lat['median']}, "
-                         f"p90 {lat['p90']}")
+                         f"p90 {lat['p90']}; acts on it within {SWITCH_GOAL} decisions "
+                         f"{acts.get('within_goal', 0.0):.0%}, median {acts.get('median')}, p90 {acts.get('p90')}")
     for goal, met, measured in goals(summary):
         lines.append(f"  [{'met' if met else 'MISSED'}] {goal}: {measured}")
     return "\n".join(lines)

@@ -129,40 +129,58 @@ def sample(app: App, t0: float) -> dict[str, Any]:
 
 async def journal_vs_valkey(app: App) -> dict[str, Any] | None:
     """After the stop: every journal frame of the run looked up in Valkey (the embedded server started again on
-    the run's data directory). None when the run had no journal or no embedded Valkey."""
+    the run's data directory), streamed (a market day is millions of frames). None when the run had no journal or
+    no embedded Valkey. HMARL_SOAK_FAULT=lose-frame deletes one frame first: the check must then fail."""
     from pathlib import Path
 
-    from app.io.valkey_compare import missing_frames
     from app.io.valkey_server import ValkeyServer
+    from app.soak.market_day import missing_frames_streamed
 
     cfg, pipe = app.cfg, app.pipeline
     if pipe is None or pipe.journal is None or not cfg.valkey.enabled or cfg.valkey.url != "embedded":
         return None
     server = ValkeyServer(cfg.valkey, Path(cfg.run.data_dir))
     url = await server.start()
+    t0 = time.monotonic()
     try:
-        compared, missing = await missing_frames(url, pipe.journal.path, cfg.valkey.prefix)
+        compared, missing, examples = await missing_frames_streamed(url, pipe.journal.path, cfg.valkey.prefix,
+                                                                    plant_loss=FAULT == "lose-frame")
     finally:
         await server.stop()
-    return {"compared": compared, "missing": len(missing), "examples": missing[:5]}
+    return {"compared": compared, "missing": missing, "examples": examples,
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def trades_seen(app: App) -> int:
+    return sum(app.snapshot().get("continuity", {}).get("trades", {}).values())
 
 
 async def main(seconds: float, every: float, sample_every: float, cfg: config_mod.Config,
-               storage_chaos: bool = False) -> int:
+               storage_chaos: bool = False, compare: bool = False, target: int = 0) -> int:
+    """Soak for `seconds`, or (target > 0) until `target` trades reached the app, `seconds` being the ceiling."""
     app = App(cfg, fresh=True)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     await app.start()
     t0 = time.monotonic()
     deadline = t0 + seconds
-    chaos = Chaos(app, every, storage=storage_chaos, until=deadline)
+    # with a trade target the end is not known in advance: storage chaos then settles only after the stop
+    chaos = Chaos(app, every, storage=storage_chaos, until=None if target else deadline)
     chaos_task = asyncio.get_running_loop().create_task(chaos.run(stop))
+    poll = min(sample_every, 0.5) if target else sample_every  # overshoot the target by at most ~0.5 s of trades
+    next_sample = t0 + sample_every
+    reached = False
     try:
         while not stop.is_set() and time.monotonic() < deadline:
-            await app.wait(min(sample_every, max(0.0, deadline - time.monotonic())), stop)
-            _emit("sample", **sample(app, t0))
+            await app.wait(min(poll, max(0.0, deadline - time.monotonic())), stop)
+            reached = target > 0 and trades_seen(app) >= target
+            if time.monotonic() >= next_sample or reached:
+                next_sample += sample_every
+                _emit("sample", **sample(app, t0))
             if FAULT == "crash":  # injected by the soak's own smoke test: the parent must report a crash
                 os.abort()
+            if reached:
+                break
     finally:
         stop.set()
         await chaos_task
@@ -172,8 +190,9 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
     final = sample(app, t0)
     final.update(chaos=chaos.done, chaos_errors=chaos.errors, summary=app.summary(),
                  valkey_unacked=(vk.get("enqueued_seq", 0) - vk.get("acked_seq", 0)) if vk else 0,
-                 violations=app.summary().get("violations", 0))
-    if storage_chaos:
+                 violations=app.summary().get("violations", 0), target=target, target_reached=reached,
+                 elapsed_s=round(time.monotonic() - t0, 2))
+    if storage_chaos or compare:
         final["journal_vs_valkey"] = await journal_vs_valkey(app)
     _emit("final", **final)
     return 0
@@ -183,8 +202,10 @@ def entry() -> None:
     seconds, every, sample_every = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
     cfg = config_mod.load(sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
                           json.loads(sys.argv[5]) if len(sys.argv) > 5 else {})
-    storage = len(sys.argv) > 6 and sys.argv[6] == "storage"
-    raise SystemExit(run_loop(lambda: main(seconds, every, sample_every, cfg, storage)))
+    flags = set(sys.argv[6].split(",")) if len(sys.argv) > 6 else set()
+    target = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    raise SystemExit(run_loop(lambda: main(seconds, every, sample_every, cfg, "storage" in flags,
+                                           "compare" in flags, target)))
 
 
 if __name__ == "__main__":

@@ -1,25 +1,16 @@
 """What the backtest reads from a folder: one tape per export and per run journal (app.feed.replay.tapes reads)."""
-import asyncio
 from pathlib import Path
 
 import msgspec
 
 from app.backtest.sources import expand_paths, load_tape
-from app.config import Config, JournalConfig
+from app.config import Config
 from app.events import Book
-from app.io.journal import Journal
 from tests.backtest.make import write_tape
+from tests.conftest import write_journal
 
 
-def _journal(directory: Path, run_id: str, events: list) -> Path:
-    async def write() -> Path:
-        j = Journal(directory, run_id, JournalConfig())
-        await j.open()
-        j.append(events)
-        await j.close()
-        return j.path
-
-    return asyncio.run(write())
+_journal = write_journal
 
 
 def test_a_folder_of_run_journals_and_exports_expands_to_one_tape_each(tmp_path: Path) -> None:

@@ -159,7 +159,8 @@ def test_through_the_hierarchy_a_no_book_tape_fills_at_the_implied_touch():
     cfg = config.load(overrides={"coordination.learner.regime_experts": False})
     h = Hierarchy(cfg, clock=lambda: 0)
     d = h.desk("WDOJ24")
-    d.learner.g = [0.97, 0.0, 0.0, 0.0, 0.03]  # the coordinator follows orderflow alone
+    d.learner.g = [0.0] * len(d.experts)  # the coordinator follows orderflow alone
+    d.learner.g[d.follow["orderflow"]], d.learner.g[d.index["flat"]] = 0.97, 0.03
     ts, k, bid = 1_700_000_000 * 10**9, 0, 5000.0
     tape = []
     for j in range(6):  # bounce: buys lift 5000.5, sells hit 5000.0

@@ -82,7 +82,8 @@ def trusting_orderflow(**risk):
     s = Stream()
     h.on_batch(s.quote())
     d = h.desk("WDOJ24")
-    d.learner.g = [0.97, 0.0, 0.0, 0.0, 0.03]  # the coordinator follows orderflow alone
+    d.learner.g = [0.0] * len(d.experts)  # the coordinator follows orderflow alone
+    d.learner.g[d.follow["orderflow"]], d.learner.g[d.index["flat"]] = 0.97, 0.03
     return h, s
 
 

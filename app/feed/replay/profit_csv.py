@@ -252,14 +252,7 @@ class ProfitCsv:
         return value
 
     def _skip(self, lineno: int, why: str, line: str) -> None:
-        rep = self.report
-        rep.skipped += 1
-        if len(rep.skipped_lines) < 100:
-            rep.skipped_lines.append((lineno, why))
-        if rep.skipped <= MAX_REPORTED:
-            log.warning("%s line %d skipped: %s: %r", rep.path, lineno, why, line[:120])
-        elif rep.skipped == MAX_REPORTED + 1:
-            log.warning("%s: more malformed rows; counting them without one warning each", rep.path)
+        record_skip(self.report, lineno, why, line)
 
     # -- result --------------------------------------------------------------------------------------------------
     def finish(self) -> list[Trade]:
@@ -287,6 +280,17 @@ class ProfitCsv:
         rep.trades = counters
         self._rows = []
         return trades
+
+
+def record_skip(rep: Any, lineno: int, why: str, line: str) -> None:
+    """Count a malformed row on a report (`skipped`, `skipped_lines`, `path`); warn for the first MAX_REPORTED."""
+    rep.skipped += 1
+    if len(rep.skipped_lines) < 100:
+        rep.skipped_lines.append((lineno, why))
+    if rep.skipped <= MAX_REPORTED:
+        log.warning("%s line %d skipped: %s: %r", rep.path, lineno, why, line[:120])
+    elif rep.skipped == MAX_REPORTED + 1:
+        log.warning("%s: more malformed rows; counting them without one warning each", rep.path)
 
 
 def _looks_like_date(text: str) -> bool:

@@ -18,11 +18,10 @@ from typing import Any
 
 from app.events import Book, InputEvent, Trade
 from app.feed.base import FeedError
-from app.feed.replay.profit_csv import FUTURES_ROOTS, RowError, _fold
+from app.feed.replay.profit_csv import FUTURES_ROOTS, MAX_REPORTED, RowError, _fold, record_skip
 
 log = logging.getLogger("app.feed.replay")
 
-MAX_REPORTED = 20  # malformed rows logged one by one; the rest are counted
 _THOUSANDS_DOT = re.compile(r"^-?\d{1,3}(\.\d{3})+$")
 _THOUSANDS_COMMA = re.compile(r"^-?\d{1,3}(,\d{3})+$")
 
@@ -64,13 +63,7 @@ class TapeReport:
     newest_first: bool = False
 
     def skip(self, lineno: int, why: str, line: str) -> None:
-        self.skipped += 1
-        if len(self.skipped_lines) < 100:
-            self.skipped_lines.append((lineno, why))
-        if self.skipped <= MAX_REPORTED:
-            log.warning("%s line %d skipped: %s: %r", self.path, lineno, why, line[:120])
-        elif self.skipped == MAX_REPORTED + 1:
-            log.warning("%s: more malformed rows; counting them without one warning each", self.path)
+        record_skip(self, lineno, why, line)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "encoding": self.encoding, "delimiter": self.delimiter,

@@ -1,15 +1,13 @@
 """The one entry point for tapes: format by content, folder expansion, journals, and one-line errors."""
-import asyncio
 
 import pytest
 
 from app import config as config_mod
-from app.config import JournalConfig
 from app.events import Book, State, Trade
 from app.feed.replay.b3_intraday import HEADER
 from app.feed.replay.tapes import NoTradesRead, TapeError, expand_paths, load_tape, sniff_format
-from app.io.journal import Journal
 from tests.io.samples import inputs
+from tests.conftest import write_journal
 
 # Profit's own layout: no header, newest first, several trades in one second
 PROFIT = """WDOZ26;20/11/2026;10:00:02;8 - UBS BRASIL CCTVM S/A;5.123,50;5;3 - XP INVESTIMENTOS CCTVM S/A;Comprador
@@ -22,14 +20,7 @@ CFG = config_mod.load(None)
 
 
 def _journal(directory, events, run_id="run-t"):
-    async def write():
-        j = Journal(directory, run_id, JournalConfig())
-        await j.open()
-        j.append(events)
-        await j.close()
-        return j.path
-
-    return asyncio.run(write())
+    return write_journal(directory, run_id, events)
 
 
 def test_profit_export_newest_first_through_load_tape(tmp_path):
