@@ -282,7 +282,9 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"{name:<18}{r['pnl']:>12,.0f}{r['sharpe']:>11.3f}{r['max_dd']:>11,.0f}{r['turnover']:>10,.0f}"
                      f"{r['hit_rate']:>10.0%}{wins:>12}")
     cap = summary["capture"]
-    lines.append(f"capture of oracle P&L: {'n/a (oracle lost money)' if cap is None else f'{cap:.0%}'}; "
+    oracle = summary["rows"].get("oracle", {}).get("turnover", 0)
+    why = "n/a (no informative specialist: the oracle stays flat)" if not oracle else "n/a (oracle lost money)"
+    lines.append(f"capture of oracle P&L: {why if cap is None else f'{cap:.0%}'}; "
                  f"coordinator flat {summary['flat_share']:.0%} of trades; seeds with t > 1.645: "
                  f"{summary['significant_seeds']} (chance allows {summary['allowed_false_positives']})")
     for key, lat in summary.get("switch_latency", {}).items():

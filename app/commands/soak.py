@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "journal and Valkey compared frame by frame at the end; scratch data directory")
     p.add_argument("--trades", type=int, default=None, help="--market-day: trades to replay (default 2,000,000)")
     p.add_argument("--rate", type=float, default=None,
-                   help="--market-day: trades/s per ticker offered outside bursts (default 3500 in thread mode, "
-                        "2000 in process mode: what the reference box sustains; bursts at 3x)")
+                   help="--market-day: trades/s per ticker offered outside bursts (default 2500 in thread mode, "
+                        "1500 in process mode: what the reference box sustains with chaos; bursts at 3x)")
     p.add_argument("--keep-data", action="store_true", help="--market-day: keep the scratch data directory")
 
 
@@ -212,7 +212,7 @@ def _soak(args: argparse.Namespace, seconds: float, overrides: dict[str, Any], f
             "valkey_inputs_written": (final.get("valkey") or {}).get("inputs_written"),
             "elapsed_s": final.get("elapsed_s"), "trades_per_s": round(result["trades"] / elapsed),
             "events_per_s": round(events / elapsed),
-            "offered_rate_per_ticker": overrides.get("simulator.rate")}
+            "offered_rate_per_ticker": overrides.get("simulator.rate"), "after_close": final.get("settle")}
     checks = {
         "no_crash": crashes == 0 and bool(final),
         "no_lost_trades": result["lost_trades"] == 0,

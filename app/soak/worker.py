@@ -151,6 +151,28 @@ async def journal_vs_valkey(app: App) -> dict[str, Any] | None:
             "seconds": round(time.monotonic() - t0, 1)}
 
 
+SETTLE_MAX_S = 900.0  # after the close, how long the outputs may take to catch up (beyond the soak's ceiling)
+
+
+async def close_and_settle(app: App, stop: asyncio.Event, until: float) -> dict[str, Any]:
+    """The session's close: every ticker unsubscribed, then wait until Valkey holds every journal frame (the
+    catch-up after the last Valkey restart can outlast a saturated session; the soak then checks that it ends,
+    not that it ended before the close). Returns how long that took and whether it completed."""
+    t0 = time.monotonic()
+    feed: Any = app.feed
+    for ticker in list(getattr(feed, "tickers", []) if hasattr(feed, "unsubscribe") else []):
+        await feed.unsubscribe(ticker)
+    settled = False
+    while not stop.is_set() and time.monotonic() < until:
+        vk = app.snapshot().get("valkey", {})
+        settled = not vk or (vk.get("connected") and not vk.get("backlog") and not vk.get("catchup_pending")
+                             and vk.get("acked_seq", 0) >= vk.get("enqueued_seq", 0))
+        if settled:
+            break
+        await app.wait(0.5, stop)
+    return {"seconds": round(time.monotonic() - t0, 1), "settled": bool(settled)}
+
+
 def trades_seen(app: App) -> int:
     return sum(app.snapshot().get("continuity", {}).get("trades", {}).values())
 
@@ -166,10 +188,12 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
     deadline = t0 + seconds
     # with a trade target the end is not known in advance: storage chaos then settles only after the stop
     chaos = Chaos(app, every, storage=storage_chaos, until=None if target else deadline)
-    chaos_task = asyncio.get_running_loop().create_task(chaos.run(stop))
+    chaos_stop = asyncio.Event()  # chaos ends with the session (the market day's close), before the settle
+    chaos_task = asyncio.get_running_loop().create_task(chaos.run(chaos_stop))
     poll = min(sample_every, 0.5) if target else sample_every  # overshoot the target by at most ~0.5 s of trades
     next_sample = t0 + sample_every
     reached = False
+    settle: dict[str, Any] | None = None
     try:
         while not stop.is_set() and time.monotonic() < deadline:
             await app.wait(min(poll, max(0.0, deadline - time.monotonic())), stop)
@@ -181,8 +205,12 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
                 os.abort()
             if reached:
                 break
+        chaos_stop.set()
+        await chaos_task
+        settle = await close_and_settle(app, stop, deadline + SETTLE_MAX_S) if reached else None
     finally:
         stop.set()
+        chaos_stop.set()
         await chaos_task
         await app.stop(finalize=True)
     snap = app.snapshot()
@@ -190,7 +218,7 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
     final = sample(app, t0)
     final.update(chaos=chaos.done, chaos_errors=chaos.errors, summary=app.summary(),
                  valkey_unacked=(vk.get("enqueued_seq", 0) - vk.get("acked_seq", 0)) if vk else 0,
-                 violations=app.summary().get("violations", 0), target=target, target_reached=reached,
+                 violations=app.summary().get("violations", 0), target=target, target_reached=reached, settle=settle,
                  elapsed_s=round(time.monotonic() - t0, 2))
     if storage_chaos or compare:
         final["journal_vs_valkey"] = await journal_vs_valkey(app)
