@@ -31,7 +31,8 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class FeedConfig(_Section):
-    # simulator: the native stand-in DLL; profitdll: the real DLL (Windows); replay: a journal or Profit CSV
+    # simulator: the native stand-in DLL; profitdll: the real DLL (Windows); replay: a journal or a tape (Profit CSV,
+    # B3 TradeIntraday, generic CSV)
     kind: Literal["simulator", "profitdll", "replay"] = "simulator"
     # roots (WDO, WIN) resolve to the current liquid contract at start; full codes (WDOZ26, WINFUT) are used as is
     tickers: list[str] = msgspec.field(default_factory=lambda: ["WDO", "WIN"])
