@@ -194,6 +194,7 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
     next_sample = t0 + sample_every
     reached = False
     settle: dict[str, Any] | None = None
+    elapsed = 0.0
     try:
         while not stop.is_set() and time.monotonic() < deadline:
             await app.wait(min(poll, max(0.0, deadline - time.monotonic())), stop)
@@ -205,9 +206,10 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
                 os.abort()
             if reached:
                 break
+        elapsed = time.monotonic() - t0  # the session's length: rates are per second of market, not of settle
         chaos_stop.set()
         await chaos_task
-        settle = await close_and_settle(app, stop, deadline + SETTLE_MAX_S) if reached else None
+        settle = await close_and_settle(app, stop, time.monotonic() + SETTLE_MAX_S) if reached else None
     finally:
         stop.set()
         chaos_stop.set()
@@ -219,7 +221,7 @@ async def main(seconds: float, every: float, sample_every: float, cfg: config_mo
     final.update(chaos=chaos.done, chaos_errors=chaos.errors, summary=app.summary(),
                  valkey_unacked=(vk.get("enqueued_seq", 0) - vk.get("acked_seq", 0)) if vk else 0,
                  violations=app.summary().get("violations", 0), target=target, target_reached=reached, settle=settle,
-                 elapsed_s=round(time.monotonic() - t0, 2))
+                 elapsed_s=round(elapsed or time.monotonic() - t0, 2))
     if storage_chaos or compare:
         final["journal_vs_valkey"] = await journal_vs_valkey(app)
     _emit("final", **final)

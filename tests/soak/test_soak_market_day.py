@@ -21,6 +21,7 @@ def test_a_tiny_market_day_reaches_its_trade_target_with_chaos_and_valkey_equals
     cmp = result["journal_vs_valkey"]
     assert cmp["compared"] == day["input_events"] and cmp["missing"] == 0, cmp
     assert result["lost_trades"] == 0 and result["duplicated_trades"] == 0
+    assert day["after_close"]["settled"] is True  # the close unsubscribed everything and the outputs caught up
 
 
 def test_a_frame_missing_from_valkey_fails_the_market_day():
