@@ -151,5 +151,69 @@ class Metric(Event, frozen=True, tag=True, gc=False):
     values: dict[str, float]
 
 
+# --- routing (live orders through the DLL; spec §4, §5.6-§5.7, §6.2, §6.4) ---------------------------------------
+# Copied field by field inside the DLL's order callbacks (GetOrderDetails by the two-call pattern) and handed to the
+# loop through the same bridge as market data. Sides here are words; the DLL's 1 buy / 2 sell stay in the binding.
+
+class OrderUpdate(Event, frozen=True, tag=True, gc=False):
+    """One state of one order as the DLL reports it (TConnectorOrderOut)."""
+    local_id: int  # the DLL's LocalOrderID (ProfitID), > 0
+    cl_ord_id: str  # the DLL/broker's ClOrderID ("" until known)
+    account: str
+    broker: int
+    ticker: str
+    exchange: str
+    side: Literal["buy", "sell"]
+    order_type: Literal["market", "limit", "stop_limit", "other"]
+    status: int  # TConnectorOrderStatus (§6.2)
+    status_name: str  # e.g. "PartiallyFilled"
+    qty: int
+    traded_qty: int
+    leaves_qty: int
+    price: float  # -1 for market orders
+    stop_price: float  # -1 when not a stop order
+    avg_price: float  # average fill price so far
+    text: str  # the DLL's text message (reject reason and the like)
+    ts: int  # the order's last update, exchange time ns (0 when the DLL gave none)
+    received_ns: int
+
+
+class TradingResult(Event, frozen=True, tag=True, gc=False):
+    """The result of one trading message (TConnectorTradingMessageResult, §6.4)."""
+    message_id: int
+    local_id: int
+    cl_ord_id: str
+    broker: int
+    code: int
+    code_name: str  # e.g. "RejectedBroker", "Accepted"
+    message: str
+    received_ns: int
+    ts: int = 0
+
+
+class RoutingAccount(Event, frozen=True, tag=True, gc=False):
+    """A trading account the routing login can use (TConnectorAccountIdentifier + GetAccountDetails)."""
+    broker: int
+    account: str
+    sub_account: str
+    broker_name: str
+    owner: str
+    received_ns: int
+    ts: int = 0
+
+
+class BrokerPosition(Event, frozen=True, tag=True, gc=False):
+    """The broker's position in one ticker (GetPositionV2, day-trade position), signed contracts."""
+    account: str
+    ticker: str
+    exchange: str
+    qty: int
+    avg_price: float
+    received_ns: int
+    ts: int = 0
+
+
 InputEvent = Union[Trade, Book, State, InvalidTicker]
-AnyEvent = Union[Trade, Book, State, InvalidTicker, Signal, Decision, Order, Fill, Position, Reward, RiskBreach, Metric]
+RoutingEvent = Union[OrderUpdate, TradingResult, RoutingAccount, BrokerPosition]  # from the DLL's routing side
+AnyEvent = Union[Trade, Book, State, InvalidTicker, Signal, Decision, Order, Fill, Position, Reward, RiskBreach, Metric,
+                 OrderUpdate, TradingResult, RoutingAccount, BrokerPosition]
