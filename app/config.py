@@ -329,7 +329,11 @@ def _default_contracts() -> dict[str, ContractConfig]:
 
 
 class ExecutionConfig(_Section):
-    mode: Literal["paper"] = "paper"  # live routing is not implemented
+    # "live" sends real orders through the DLL's routing; refused unless every condition in
+    # app.execution.live_guard holds (account, explicit order-size and price-band limits, confirmation in the env)
+    mode: Literal["paper", "live"] = "paper"
+    account: str = ""  # live: the routing account id (the DLL's AccountID); "" = none
+    broker: NonNegativeInt = 0  # live: the account's broker id (the DLL's BrokerID); 0 = none
     slippage_ticks: NonNegative = 0.0  # added against us to every paper fill
     # floor of the spread read from the tape when there is no book (no quote can be tighter than one tick); without
     # a book a market order pays the touch that estimate implies, never the favourable side (app.execution.paper)
@@ -343,6 +347,9 @@ class RiskConfig(_Section):
     max_daily_loss: Positive = 2000.0  # R$ per ticker per session, realized + unrealized; then reduce-only
     max_orders_per_minute: PositiveInt = 60  # per ticker, by exchange time
     kill_switch: bool = False  # on = target flat and reduce-only orders
+    # no default on purpose: 0 = unset, which paper trading allows and live trading refuses (set them yourself)
+    max_order_qty: NonNegativeInt = 0  # contracts per order; a larger step to the target is clipped
+    price_band_ticks: NonNegative = 0.0  # an order priced further than this from the last trade is refused
 
 
 class Config(_Section):

@@ -140,7 +140,7 @@ class Reward(Event, frozen=True, tag=True, gc=False):
 class RiskBreach(Event, frozen=True, tag=True, gc=False):
     ticker: str
     ts: int
-    rule: str  # max_position | max_daily_loss | max_orders_per_minute | kill_switch
+    rule: str  # max_position | max_daily_loss | max_order_qty | max_orders_per_minute | price_band | kill_switch
     detail: str
     trade_id: int
 

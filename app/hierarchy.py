@@ -276,6 +276,12 @@ class Hierarchy:
         dq = allowed - pos
         side = "buy" if dq > 0 else "sell"
         ref = (m.ask if dq > 0 else m.bid) if m.has_book else m.last_price
+        band = lane.risk.price_ok(ref, m.last_price, ex.spec.tick)
+        if band is not None:
+            if emit:
+                out.append(RiskBreach(ticker=d.ticker, ts=t.ts, rule="price_band", detail=band, trade_id=t.trade_id))
+                d.counts["breaches"] += 1
+            return
         if emit:
             self._order_id += 1
             oid = self._order_id

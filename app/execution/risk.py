@@ -5,7 +5,11 @@ Rules, in the order applied (per ticker):
 - max_position: |target| is clipped to max_position.
 - max_daily_loss: once today's P&L (realized + unrealized since the 09:00 opening, R$) is <= -max_daily_loss, the
   target may only reduce the position (reduce-only) until the next session.
+- max_order_qty (when set): one order moves the position by at most this many contracts; the rest waits for the
+  next decision.
 - max_orders_per_minute: an order that would be the (limit + 1)-th within 60 s of exchange time is not sent.
+- price_band_ticks (when set, `price_ok`): an order priced further than this from the last trade is not sent (a
+  stale or crossed book must not become a live order far from the market).
 """
 from __future__ import annotations
 
@@ -62,6 +66,11 @@ class RiskGate:
                 out.append(("max_daily_loss", f"day P&L R$ {self.day_pnl:.2f} <= -{cfg.max_daily_loss:g}: "
                                               f"target {target:+d} -> {allowed:+d} (reduce-only)"))
                 target = allowed
+        step = cfg.max_order_qty
+        if step and abs(target - position) > step:
+            clipped = position + (step if target > position else -step)
+            out.append(("max_order_qty", f"target {target:+d} -> {clipped:+d} (at most {step} per order)"))
+            target = clipped
         if target != position:
             orders = self._orders
             while orders and ts - orders[0] >= MINUTE_NS:
@@ -75,6 +84,14 @@ class RiskGate:
         for rule, _ in out:
             self.breaches[rule] = self.breaches.get(rule, 0) + 1
         return target, out
+
+    def price_ok(self, price: float, last: float, tick: float) -> str | None:
+        """None when an order at `price` is inside the band around the last trade; else the breach detail."""
+        band = self.cfg.price_band_ticks
+        if not band or last != last or last <= 0 or abs(price - last) <= band * tick + 1e-9:
+            return None
+        self.breaches["price_band"] = self.breaches.get("price_band", 0) + 1
+        return f"price {price:g} is {abs(price - last) / tick:.1f} ticks from the last trade {last:g} (band {band:g})"
 
     def snapshot(self) -> dict[str, Any]:
         return {"kill_switch": self.kill, "day_pnl": self.day_pnl, "orders_last_minute": len(self._orders),

@@ -156,3 +156,42 @@ def test_daily_loss_limit_resets_at_nine_local_on_a_dst_day():
     out = h.on_batch(s.noise(3) + s.sweep("sell"))
     assert [o.side for o in out if isinstance(o, Order)] == ["sell"]
     assert h.desk("WDOJ24").main.risk.day_pnl > -1.0
+
+
+def test_max_order_qty_steps_toward_the_target_and_the_price_band_refuses_far_orders():
+    g = RiskGate(RiskConfig(max_position=10, max_order_qty=2, price_band_ticks=4.0))
+    allowed, breaches = g.vet(T0, 1, 7, 0.0)
+    assert allowed == 3 and breaches[0][0] == "max_order_qty"
+    assert g.vet(T0 + NS, 3, 2, 0.0)[0] == 2  # a step within the cap is untouched
+    assert g.price_ok(5002.0, 5000.0, 0.5) is None  # 4 ticks: inside
+    assert "ticks from the last trade" in g.price_ok(5002.5, 5000.0, 0.5)
+    assert g.snapshot()["breaches"]["price_band"] == 1
+
+
+def test_random_decision_streams_never_get_an_order_past_a_limit():
+    """Property over seeded random streams: whatever the targets, P&L and timing, the allowed step breaks no limit
+    the gate owns (position, order size, orders per minute, reduce-only after the daily loss, kill switch)."""
+    import random
+
+    for seed in range(40):
+        rng = random.Random(seed)
+        cfg = RiskConfig(max_position=rng.randint(1, 6), max_daily_loss=rng.choice([50.0, 500.0]),
+                         max_orders_per_minute=rng.randint(1, 8), max_order_qty=rng.randint(0, 3),
+                         kill_switch=rng.random() < 0.15)
+        g = RiskGate(cfg)
+        g.new_day(1, 0.0)
+        pos, ts, sent = 0, T0, []
+        for _ in range(400):
+            ts += int(rng.expovariate(1 / 5.0) * NS)
+            equity = rng.uniform(-2 * cfg.max_daily_loss, cfg.max_daily_loss)
+            target = rng.randint(-12, 12)
+            allowed, _ = g.vet(ts, pos, target, equity)
+            assert abs(allowed) <= cfg.max_position or abs(allowed) <= abs(pos)
+            if cfg.max_order_qty:
+                assert abs(allowed - pos) <= cfg.max_order_qty
+            if cfg.kill_switch or equity <= -cfg.max_daily_loss:  # reduce-only: never larger, never flipped
+                assert abs(allowed) <= abs(pos) and allowed * pos >= 0
+            if allowed != pos:
+                sent.append(ts)
+                assert sum(1 for s in sent if ts - s < MIN) <= cfg.max_orders_per_minute
+            pos = allowed
