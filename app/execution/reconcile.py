@@ -1,0 +1,89 @@
+"""Our orders and position against the broker's, before any new order is sent (at start and after every routing
+reconnect). A difference stops trading: the caller turns the kill switch on and logs `line`.
+
+What is compared, and why in this order:
+1. Orders we know by the DLL's local id take the broker's latest state (fills that happened while we were away
+   become Fills through the same state machine as live updates).
+2. Orders we journaled but never saw a local id for (a crash between the intent and SendOrder's return) are looked
+   for among the broker's orders we do not know: the oldest one with the same ticker, side and quantity is adopted;
+   none = it never reached the DLL, and it is never sent again (the next decision sends what is still needed).
+3. A working order at the broker that is not ours, or one of ours the broker does not list, is a difference.
+4. Finally the position per ticker: ours after step 1-2 against the broker's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.events import BrokerPosition, Fill, OrderUpdate
+from app.execution.order_book import TERMINAL, OrderBook
+
+
+@dataclass
+class Reconciliation:
+    differences: list[str] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)  # what happened at the broker while we did not listen
+    adopted: list[str] = field(default_factory=list)  # client ids found at the broker after a crash
+    unsent: list[str] = field(default_factory=list)  # client ids that never reached the DLL
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    @property
+    def line(self) -> str:
+        if self.ok:
+            return (f"reconciled with the broker: {len(self.fills)} fills caught up, {len(self.adopted)} orders "
+                    f"adopted, {len(self.unsent)} never sent")
+        more = f" (+{len(self.differences) - 3} more)" if len(self.differences) > 3 else ""
+        return "broker and journal differ, trading stopped: " + "; ".join(self.differences[:3]) + more
+
+
+def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[str, float],
+              apply_fill) -> Reconciliation:
+    """Bring `book` to the broker's state; `apply_fill(fill)` books each caught-up fill into our position (it must
+    be applied before the position comparison). `fee_for` maps ticker -> R$ per contract."""
+    out = Reconciliation()
+    latest: dict[int, OrderUpdate] = {}
+    for u in broker_orders:  # the broker may list an order more than once: keep its most advanced state
+        prev = latest.get(u.local_id)
+        if prev is None or (u.traded_qty, u.status in TERMINAL) >= (prev.traded_qty, prev.status in TERMINAL):
+            latest[u.local_id] = u
+    for local_id, o in list(book.by_local.items()):
+        u = latest.get(local_id)
+        if u is None:
+            if not o.done:
+                out.differences.append(f"our working order {o.client_id} (local id {local_id}) is not at the broker")
+            continue
+        f = book.apply(u, fee_for.get(o.ticker, 0.0))
+        if f is not None:
+            out.fills.append(f)
+            apply_fill(f)
+    strangers = sorted((u for lid, u in latest.items() if lid not in book.by_local), key=lambda u: u.local_id)
+    for o in sorted(book.sending(), key=lambda o: o.n):
+        match = next((u for u in strangers if u.ticker == o.ticker and u.side == o.side and u.qty == o.qty), None)
+        if match is None:
+            book.not_sent(o, "not at the broker after a restart: never sent")
+            out.unsent.append(o.client_id)
+            continue
+        strangers.remove(match)
+        book.sent(o, match.local_id)
+        out.adopted.append(o.client_id)
+        f = book.apply(match, fee_for.get(o.ticker, 0.0))
+        if f is not None:
+            out.fills.append(f)
+            apply_fill(f)
+    for u in strangers:
+        if u.status not in TERMINAL:
+            out.differences.append(f"working order at the broker that is not ours: local id {u.local_id} "
+                                   f"{u.side} {u.leaves_qty} {u.ticker}")
+    return out
+
+
+def compare_positions(out: Reconciliation, ours: dict[str, int], positions: list[BrokerPosition]) -> Reconciliation:
+    """Step 4: our position per ticker (after the caught-up fills) against the broker's."""
+    theirs = {p.ticker: p.qty for p in positions}
+    for ticker in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(ticker, 0), theirs.get(ticker, 0)
+        if a != b:
+            out.differences.append(f"{ticker} position: ours {a:+d}, broker {b:+d}")
+    return out
