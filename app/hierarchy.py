@@ -26,10 +26,14 @@ from app.coordination.experts import agent_of, expert_name
 from app.coordination.learner import FLAT, Learner
 from app.coordination.policies import LearnedPolicy, Policy
 from app.coordination.regime import RegimeClassifier
-from app.events import Book, Decision, Event, InputEvent, InvalidTicker, Order, Reward, RiskBreach, Signal, Trade
+from app.events import (Book, Decision, Event, InputEvent, InvalidTicker, Order, OrderUpdate, Reward, RiskBreach, Signal,
+                        Trade)
 from app.execution.contracts import ContractSpec, spec_for
 from app.execution.paper import PaperExecutor
 from app.execution.risk import RiskGate
+
+# (ticker, its contract) -> the executor of the coordinator's lane when orders are routed live (app.execution.live)
+LiveFactory = Callable[[str, ContractSpec], PaperExecutor]
 
 _DEFAULT_TICK = {"WDO": 0.5, "DOL": 0.5, "WIN": 5.0, "IND": 5.0}
 
@@ -53,7 +57,8 @@ class Lane:
 class Desk:
     """Everything the hierarchy keeps for one ticker."""
 
-    def __init__(self, ticker: str, cfg: Config, spec: ContractSpec | None, shadows: dict[str, Policy]) -> None:
+    def __init__(self, ticker: str, cfg: Config, spec: ContractSpec | None, shadows: dict[str, Policy],
+                 live: LiveFactory | None = None) -> None:
         self.ticker = ticker
         self.spec = spec
         tick = spec.tick if spec else _DEFAULT_TICK.get(root_of(ticker), 0.01)
@@ -104,11 +109,13 @@ class Desk:
         self.group_of = [self.group_h.index(h) for h in self.horizons]
         self.pending: list[deque[tuple]] = [deque() for _ in self.group_h]
 
-        def lane(name: str, policy: Policy, emit: bool) -> Lane:
-            ex = PaperExecutor(ticker, spec, slip) if spec else None
+        def lane(name: str, policy: Policy, emit: bool, ex: PaperExecutor | None = None) -> Lane:
+            if ex is None and spec:
+                ex = PaperExecutor(ticker, spec, slip)
             return Lane(name, policy, ex, RiskGate(cfg.risk), emit)
 
-        self.main = lane("coordinator", LearnedPolicy(), True)
+        # live: the coordinator's lane routes real orders; the baselines beside it stay on paper
+        self.main = lane("coordinator", LearnedPolicy(), True, live(ticker, spec) if live and spec else None)
         self.lanes = [self.main] + [lane(name, p, False) for name, p in shadows.items()]
         self.counts = {"trades": 0, "books": 0, "signals": 0, "decisions": 0, "orders": 0, "fills": 0,
                        "rewards": 0, "breaches": 0}
@@ -116,8 +123,9 @@ class Desk:
 
 class Hierarchy:
     def __init__(self, cfg: Config, clock: Callable[[], int] = now_ns,
-                 shadows: dict[str, Policy] | None = None) -> None:
+                 shadows: dict[str, Policy] | None = None, live: LiveFactory | None = None) -> None:
         self.cfg = cfg
+        self.live = live  # builds the coordinator's executor per ticker when orders are routed live
         self.clock = clock
         self.shadows = dict(shadows or {})
         self.desks: dict[str, Desk] = {}
@@ -128,7 +136,7 @@ class Hierarchy:
     def desk(self, ticker: str) -> Desk:
         d = self.desks.get(ticker)
         if d is None:
-            d = self.desks[ticker] = Desk(ticker, self.cfg, spec_for(ticker, self.cfg.execution), self.shadows)
+            d = self.desks[ticker] = Desk(ticker, self.cfg, spec_for(ticker, self.cfg.execution), self.shadows, self.live)
             d.main.risk.kill = self._kill
         return d
 
@@ -156,6 +164,19 @@ class Hierarchy:
             self.desks.pop(ev.ticker, None)  # type: ignore[union-attr]
             return []
         return []  # State: connection changes do not move the hierarchy
+
+    def on_order_update(self, u: OrderUpdate) -> list[Event]:
+        """A live order's update from the DLL: the Fill it reports (if any) and the position after it."""
+        d = self.desks.get(u.ticker)
+        ex = d.main.executor if d is not None else None
+        if ex is None or not ex.live:
+            return []
+        f = ex.on_update(u)  # type: ignore[attr-defined]
+        if f is None:
+            return []
+        d.counts["fills"] += 1  # type: ignore[union-attr]
+        mark = d.market.mid if d.market.n_trades else f.price  # type: ignore[union-attr]
+        return [f, ex.position_event(f.ts, mark, f.trade_id)]
 
     def _on_trade(self, t: Trade) -> list[Event]:
         if t.edit:  # a re-sent, edited trade: its original was already counted
@@ -265,7 +286,7 @@ class Hierarchy:
                 latency_ns=self.clock() - t.received_ns))
         if ex is None:
             return
-        pos = ex.qty
+        pos = ex.committed
         allowed, breaches = lane.risk.vet(t.ts, pos, target, ex.equity(m.mid))
         if emit:
             for rule, detail in breaches:

@@ -56,6 +56,13 @@ class PaperExecutor:
         self._pending: list[tuple[Order, float]] = []  # (order, touch implied by the last trade at decision time)
         self._market: MarketState | None = None  # the ticker's state, read again when the next trade fills
 
+    live = False
+
+    @property
+    def committed(self) -> int:
+        """The position decisions start from: paper fills are immediate or on the next trade, so it is the position."""
+        return self.qty
+
     def execute(self, order: Order, market: MarketState) -> Fill | None:
         """Fill now at the touch; without a book the order waits for the next trade (None), see the module doc."""
         if not market.has_book:
