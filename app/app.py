@@ -60,6 +60,7 @@ class App:
         self.stopped_at = 0.0
         self.running = False
         self.stop_overran: list[str] = []  # stop steps abandoned at the deadline
+        self.control: Any = None  # app.control.ControlServer when HMARL_CONTROL_TOKEN is set (not for replays)
 
     @classmethod
     def from_config(cls, source: str | Path | Config | None = None, **overrides: Any) -> "App":
@@ -91,6 +92,24 @@ class App:
             raise
         self.started_at = time.monotonic()
         self.running = True
+        if self.replay_path is None:
+            from app.control import ControlServer
+
+            self.control = ControlServer.from_env(Path(self.cfg.run.data_dir), self.on_control)
+            if self.control is not None:
+                await self.control.start()
+
+    async def on_control(self, cmd: str) -> str:
+        """A command from the control socket (app.control); the answer is one line for the operator."""
+        if cmd == "ping":
+            return f"running {time.monotonic() - self.started_at:.0f} s"
+        assert cmd == "flatten" and self.pipeline is not None
+        h = self.pipeline.hierarchy
+        h.kill_switch(True)
+        log.warning("kill switch on (control socket): every ticker goes flat at its next trade, orders reduce only")
+        held = {t: d.main.executor.committed for t, d in h.desks.items() if d.main.executor is not None}
+        pos = ", ".join(f"{t} {q:+d}" for t, q in sorted(held.items()) if q) or "none"
+        return f"kill switch on; positions to flatten at the next trade: {pos}"
 
     async def stop(self, finalize: bool = False, deadline: float | None = None) -> None:
         """Feed first, then drain and flush. `finalize=True` also shuts the DLL down for good (process exit).
@@ -101,6 +120,9 @@ class App:
         self.running = False
         if deadline is None:
             deadline = time.monotonic() + self.cfg.run.stop_timeout
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         try:
             if self.feed is not None:
                 share = max(0.5, (deadline - time.monotonic()) * FEED_STOP_SHARE)
