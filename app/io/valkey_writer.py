@@ -39,6 +39,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import ValkeyConfig
+from app.io import heap
+from app.io.heap import release_free_memory
 from app.io.journal import JournalError, JournalTail
 from app.io.valkey_backlog import BacklogMixin
 from app.io.valkey_batch import WRITE_LUA as _WRITE_LUA
@@ -111,6 +113,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         self._progress_key = f"{self.prefix}:progress:{self.run_id}"
         self._down_since: float | None = None
         self._catchup_logged = False
+        self._trim_after = False  # set by a reconnect: trim the heap once the outage is caught up
         self._wiring_warned = False
         self.error: str | None = None  # why writes fail right now (unreachable, refused); None when they go in
         self.last_error: str | None = None  # the latest failure of the run, kept after it clears
@@ -216,7 +219,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self._st)
         gap = self._gap_end() - self._acked if self._journal_dir is not None else 0
-        out.update(connected=self._connected, backlog=self._n_inputs + self._n_derived, derived_pending=self._n_derived,
+        out.update(heap_trims=heap.released, connected=self._connected, backlog=self._n_inputs + self._n_derived, derived_pending=self._n_derived,
                    backlog_bound=self.cfg.backlog, error=self.error, last_error=self.last_error,
                    error_for_s=round(time.monotonic() - self._error_since, 1) if self._error_since else 0.0,
                    catchup_pending=max(gap, 0), acked_seq=self._acked, enqueued_seq=self._seq,
@@ -255,6 +258,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
             log.info("valkey: reconnected to %s after %.1f s", mask_url(self.url), time.monotonic() - self._down_since)
             self._st["reconnects"] += 1
             self._down_since = None
+            self._trim_after = True
         self._connected = True
         self._catchup_logged = False
 
@@ -291,6 +295,10 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
                 await self._nap(backoff, wakeable=False)
                 backoff = min(backoff * 2, self.cfg.backoff_max)
                 continue
+            if self._trim_after and self._caught_up():
+                # the outage's backlog and catch-up buffers are all freed now: hand their pages back (app.io.heap)
+                self._trim_after = False
+                release_free_memory()
             if wrote and self.error is not None:
                 log.warning("valkey: writes go in again after %.1f s (%s)",
                             time.monotonic() - (self._error_since or time.monotonic()), self.error)
@@ -328,6 +336,11 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         except asyncio.TimeoutError:
             pass
         self._wake.clear()
+
+    def _caught_up(self) -> bool:
+        """Back to live: no more than one batch waiting and nothing left to read back from the journal."""
+        return (self._n_inputs + self._n_derived <= self.cfg.max_batch
+                and (self._journal_dir is None or self._acked >= self._gap_end()))
 
     def _has_work(self) -> bool:
         if self.hold_inputs:
