@@ -75,6 +75,10 @@ class App:
         if self.running:
             return
         replay = self.replay_path is not None
+        if self.cfg.execution.mode == "live" and not replay:
+            from app.execution import live_guard
+
+            live_guard.check(self.cfg)  # one line naming what is missing, exit 2
         self.pipeline = Pipeline(self.cfg, replay=replay, fresh=self.fresh, tracer=self.tracer, clock=self.clock,
                                  initial_state=initial_state_of(self.replay_path) if replay else None)
         await self.pipeline.start()

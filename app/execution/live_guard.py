@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from app.config import Config
+from app.config import Config, ConfigError
 
 ENV_CONFIRM = "HMARL_LIVE_TRADING"  # must be exactly "yes"
 ENV_ROUTING_PASSWORD = "PROFITDLL_ROUTING_PASSWORD"
 
 
-class LiveRefused(Exception):
-    """One line: what is missing and how to give it."""
+class LiveRefused(ConfigError):
+    """One line: what is missing and how to give it (exit code 2, like any configuration error)."""
 
 
 def refusal(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:

@@ -43,3 +43,17 @@ def test_each_missing_condition_is_named_in_one_line(change, env, needle):
 def test_the_routing_password_never_appears_in_the_refusal():
     why = refusal(cfg(feed__kind="profitdll"), {ENV_ROUTING_PASSWORD: "s3cr3t-pw"})
     assert why is not None and "s3cr3t-pw" not in why
+
+
+def test_run_refuses_live_mode_with_one_line_and_exit_code_2(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "live.toml"
+    cfg.write_text('[execution]\nmode = "live"\n[run]\ndata_dir = "%s"\n' % (tmp_path / "data"))
+    p = subprocess.run([sys.executable, "-m", "app", "run", "--config", str(cfg), "--duration", "5"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "feed.routing" in ln]
+    assert len(lines) == 1 and "config error" in lines[0]
+    assert not (tmp_path / "data" / "journal").exists()  # refused before anything started
