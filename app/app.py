@@ -79,6 +79,8 @@ class App:
             from app.execution import live_guard
 
             live_guard.check(self.cfg)  # one line naming what is missing, exit 2
+            raise live_guard.LiveRefused("execution.mode = \"live\": order routing through the DLL's owner thread is "
+                                         "not in this build yet (README, Going live); run with mode = \"paper\"")
         self.pipeline = Pipeline(self.cfg, replay=replay, fresh=self.fresh, tracer=self.tracer, clock=self.clock,
                                  initial_state=initial_state_of(self.replay_path) if replay else None)
         await self.pipeline.start()

@@ -57,3 +57,15 @@ def test_run_refuses_live_mode_with_one_line_and_exit_code_2(tmp_path):
     lines = [ln for ln in p.stderr.splitlines() if "feed.routing" in ln]
     assert len(lines) == 1 and "config error" in lines[0]
     assert not (tmp_path / "data" / "journal").exists()  # refused before anything started
+
+
+def test_a_complete_live_setup_is_still_refused_while_routing_is_not_wired(tmp_path, monkeypatch):
+    import asyncio
+
+    from app.app import App
+
+    monkeypatch.setenv(ENV_CONFIRM, "yes")
+    app = App(cfg(**{"run__data_dir": str(tmp_path)}))
+    with pytest.raises(LiveRefused, match="not in this build"):
+        asyncio.run(app.start())
+    assert app.pipeline is None
