@@ -23,8 +23,8 @@ import msgspec
 from app.feed.clock import now_ns
 from app.config import Config
 from app.continuity import Continuity
-from app.events import Decision, InputEvent, Metric
-from app.hierarchy import Hierarchy
+from app.events import Decision, Event, InputEvent, Metric, OrderUpdate
+from app.hierarchy import Hierarchy, LiveFactory
 from app.io.codec import encode_batch
 from app.metrics import LatencyHistogram
 
@@ -75,13 +75,13 @@ def new_run_id(prefix: str = "run") -> str:
 class Pipeline:
     def __init__(self, cfg: Config, *, run_id: str | None = None, replay: bool = False, fresh: bool = False,
                  initial_state: dict[str, Any] | None = None, clock: Callable[[], int] = now_ns,
-                 tracer: Any = None) -> None:
+                 tracer: Any = None, live: LiveFactory | None = None) -> None:
         self.cfg = cfg
         self.replay = replay
         self.fresh = fresh
         self.run_id = run_id or new_run_id("replay" if replay else "run")
         self.continuity = Continuity()
-        self.hierarchy = Hierarchy(cfg, clock)
+        self.hierarchy = Hierarchy(cfg, clock, live=live)
         self.initial_state = initial_state
         self.tracer = tracer
         self.decision_latency = LatencyHistogram()  # DLL callback -> decision made
@@ -305,6 +305,21 @@ class Pipeline:
             writer.enqueue(batch, payloads)
             if outputs:
                 writer.enqueue(outputs, out_payloads)
+
+    def on_routing(self, events: list[Event]) -> None:
+        """The DLL's routing events (order updates, trading results, accounts, broker positions): the hierarchy books
+        the fills they report; they and what they produced go to ZMQ and Valkey as derived events."""
+        outputs: list[Event] = list(events)
+        on_update = self.hierarchy.on_order_update
+        for ev in events:
+            if type(ev) is OrderUpdate:
+                outputs.extend(on_update(ev))  # type: ignore[arg-type]
+        self.outputs += len(outputs) - len(events)
+        payloads = encode_batch(outputs)
+        if self.publisher is not None:
+            self.publisher.publish(outputs, payloads)
+        if self.writer is not None:
+            self.writer.enqueue(outputs, payloads)
 
     def _start_earlier_runs(self) -> None:
         """Runs that ended before Valkey had everything (it was down, or a flood outran it at stop) go in from their

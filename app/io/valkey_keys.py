@@ -10,18 +10,22 @@ from typing import Iterator
 
 import msgspec
 
-from app.events import (Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward, RiskBreach,
-                        Signal, State, Trade)
+from app.events import (Book, BrokerPosition, Decision, Event, Fill, InvalidTicker, Metric, Order, OrderUpdate,
+                        Position, Reward, RiskBreach, RoutingAccount, Signal, State, Trade, TradingResult)
 from app.io import codec
 from app.io.journal_reader import journal_files, read_header
 
 # event type -> stream kind; input kinds come from the journal, the rest are derived on the loop
 KIND_OF: dict[type, str] = {Trade: "trade", Book: "book", State: "state", InvalidTicker: "state", Signal: "signal",
                             Decision: "decision", Order: "order", Fill: "fill", Position: "position",
-                            Reward: "reward", RiskBreach: "risk", Metric: "metric"}
+                            Reward: "reward", RiskBreach: "risk", Metric: "metric",
+                            # live routing (app.execution.live): the broker's view, beside ours
+                            OrderUpdate: "order_update", BrokerPosition: "broker_position", TradingResult: "routing",
+                            RoutingAccount: "routing"}
 INPUT_KINDS = ("trade", "book", "state")
-KINDS = ("trade", "book", "state", "signal", "decision", "order", "fill", "position", "reward", "risk", "metric")
-NO_TICKER_KINDS = ("state", "metric")
+KINDS = ("trade", "book", "state", "signal", "decision", "order", "fill", "position", "reward", "risk", "metric",
+         "order_update", "broker_position", "routing")
+NO_TICKER_KINDS = ("state", "metric", "routing")
 INPUT_TYPES = frozenset((Trade, Book, State, InvalidTicker))
 
 

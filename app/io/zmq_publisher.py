@@ -18,8 +18,8 @@ from typing import Any
 import zmq
 
 from app.config import ZmqConfig
-from app.events import (Book, Decision, Event, Fill, InvalidTicker, Metric, Order, Position, Reward, RiskBreach,
-                        Signal, State, Trade)
+from app.events import (Book, BrokerPosition, Decision, Event, Fill, InvalidTicker, Metric, Order, OrderUpdate,
+                        Position, Reward, RiskBreach, RoutingAccount, Signal, State, Trade, TradingResult)
 from app.io import codec
 
 log = logging.getLogger("app.io.zmq")
@@ -50,6 +50,12 @@ def topic_of(event: Event) -> str:
         return "state"
     if t is Metric:
         return "metrics"
+    if t is OrderUpdate:
+        return f"order_update.{event.ticker}"  # type: ignore[attr-defined]
+    if t is BrokerPosition:
+        return f"broker_position.{event.ticker}"  # type: ignore[attr-defined]
+    if t is TradingResult or t is RoutingAccount:
+        return "routing"
     return type(event).__name__.lower()
 
 
