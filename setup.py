@@ -29,7 +29,8 @@ if sys.platform != "win32":
     ext_modules.append(
         Extension(
             "app.feed.simulator._profitsim",
-            sources=["app/feed/simulator/profitsim.c"],
+            sources=["app/feed/simulator/profitsim.c", "app/feed/simulator/profitsim_routing.c"],
+            depends=["app/feed/simulator/profitsim.h"],
             extra_compile_args=["-O2", "-std=c11", "-pthread", "-fvisibility=default"],
             extra_link_args=["-pthread"],
             optional=True,

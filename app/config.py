@@ -116,6 +116,22 @@ class SimulatorConfig(_Section):
     # scenario markets: trades from one pattern to the next, drawn in [lo, hi]
     gap: Annotated[list[NonNegativeInt], msgspec.Meta(min_length=2, max_length=2)] = msgspec.field(
         default_factory=lambda: [10, 24])
+    # routing (feed.routing = true): the stand-in's broker rejects orders over this many contracts
+    routing_max_qty: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)] = 500
+    # routing: limit and stop prices farther than this fraction from the last trade are rejected
+    routing_band: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.05
+    # routing hostile modes, each a rate per order (0..1), reproducible for a seed: one update delivered twice
+    routing_dup_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    # two updates of one order delivered in the wrong order
+    routing_reorder_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    # the routing connection drops right after the order is working; updates (fills too) queue until it is back
+    routing_drop_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    # how long a dropped routing connection stays down, milliseconds
+    routing_drop_ms: Annotated[float, msgspec.Meta(ge=0, le=600_000)] = 300.0
+    # a cancel that loses the race to a fill (the rest fills, the cancel is rejected)
+    routing_cancel_race_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    # broker state file: the stand-in's orders and positions survive a restart of the app ("" = memory only)
+    routing_state_file: str = ""
 
 
 class BridgeConfig(_Section):

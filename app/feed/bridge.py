@@ -4,6 +4,10 @@ The callback thread only appends an already-copied event to a deque and, when no
 one `drain` with `call_soon_threadsafe`. Everything that arrives before the loop runs `drain` rides on the same
 wake-up, so the cost of waking the loop is paid per batch, not per tick. The callback never waits for the loop.
 
+Routing events (order updates, trading results, accounts) ride the same wake-up in a second deque: they are not
+InputEvents (the market sink dispatches on type and must not see them), so `_drain` hands them to `routing_sink`
+after the market batch; with no routing sink set they stay queued (`take_routing()` reads them), never dropped.
+
 `deque.append` / `popleft` are atomic under the GIL; `_pending` is cleared before draining so an event appended
 during a drain either is taken by it or schedules the next one: nothing can be stranded.
 """
@@ -12,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
-from app.events import InputEvent
+from app.events import Event, InputEvent
 from app.feed.base import Sink
 from app.feed.clock import now_ns
 from app.metrics import LatencyHistogram
@@ -25,10 +29,14 @@ _BATCH_EDGES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
 class Bridge:
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, warn_depth: int = 20_000) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, warn_depth: int = 20_000,
+                 routing_sink: Callable[[list[Event]], None] | None = None) -> None:
         self._loop = loop
         self._sink = sink
         self._queue: deque[InputEvent] = deque()
+        self._routing: deque[Event] = deque()
+        self.routing_sink = routing_sink  # the loop's consumer of routing events; None = keep them queued
+        self.routing_events = 0
         self._pending = False
         self._closed = False
         self.warn_depth = warn_depth
@@ -52,6 +60,15 @@ class Bridge:
             except RuntimeError:  # loop closed: keep the event, never raise into the DLL
                 self.lost_wakeups += 1
 
+    def put_routing(self, event: Event) -> None:
+        self._routing.append(event)
+        if not self._pending:
+            self._pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                self.lost_wakeups += 1
+
     # -- loop thread -------------------------------------------------------------------------------------------
     @property
     def depth(self) -> int:
@@ -59,10 +76,21 @@ class Bridge:
 
     def _drain(self) -> None:
         self._pending = False
+        if self._queue:
+            self._drain_market()
+        if self._routing and self.routing_sink is not None and not self._closed:
+            self.routing_sink(self.take_routing())
+
+    def take_routing(self) -> list[Event]:
+        """The routing events queued so far (the loop side, when no routing_sink is set)."""
+        routing = self._routing
+        out = [routing.popleft() for _ in range(len(routing))]
+        self.routing_events += len(out)
+        return out
+
+    def _drain_market(self) -> None:
         queue = self._queue
         n = len(queue)
-        if not n:
-            return
         batch = [queue.popleft() for _ in range(n)]
         self.wakeups += 1
         self.events += n
@@ -100,5 +128,7 @@ class Bridge:
             "mean_batch": round(self.events / self.wakeups, 2) if self.wakeups else 0.0,
             "batch_sizes": {label: c for label, c in zip(labels, self.batch_sizes) if c},
             "lost_wakeups": self.lost_wakeups,
+            "routing_events": self.routing_events,
+            "routing_queued": len(self._routing),
             "latency": self.latency.summary_us(),
         }

@@ -11,7 +11,7 @@ from app.feed.profitdll.library import ProfitLibrary
 from app.feed.simulator import library_path
 
 # every name of spec §3 the stand-in may export (the real ABI); SIM_* is the stand-in's own control surface
-REAL_NAMES = set(abi.FUNCTIONS) | set(abi.FIXED_BUILD_EXPORTS) | {
+REAL_NAMES = set(abi.FUNCTIONS) | set(abi.FIXED_BUILD_EXPORTS) | set(abi.OPTIONAL_EXPORTS) | {
     "GetHealthStatus", "SetEnabledLogToDebug", "GetTheoreticalValues", "SetHistoryTradeCallbackV2",
     "GetHistoryTrades", "SetDailyCallback", "SetOfferBookCallbackV2", "SetTheoreticalPriceCallback",
 }

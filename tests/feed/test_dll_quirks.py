@@ -17,6 +17,7 @@ from app.feed.simulator import library_path, zone_offset_s
 from tests.conftest import ROOT
 
 SOURCE = ROOT / "app" / "feed" / "simulator" / "profitsim.c"
+ROUTING_SOURCE = SOURCE.with_name("profitsim_routing.c")  # the stand-in is these two files (setup.py)
 
 
 def scenario(name: str, timeout: float = 180, **kwargs) -> dict:
@@ -34,7 +35,7 @@ def old_build(tmp_path_factory) -> Path:
         pytest.skip("gcc is needed to build the pre-4.0.0.41 stand-in")
     out = tmp_path_factory.mktemp("old") / "profitsim_old.so"
     subprocess.run([gcc, "-O1", "-std=c11", "-pthread", "-shared", "-fPIC", "-DPROFITSIM_PRE_4_0_0_41", "-o",
-                    str(out), str(SOURCE)], check=True, capture_output=True)
+                    str(out), str(SOURCE), str(ROUTING_SOURCE)], check=True, capture_output=True)
     return out
 
 

@@ -130,6 +130,9 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "GetServerClock": (c_int32, [POINTER(c_double)] + [POINTER(c_int32)] * 7),
 }
 
+# Exports resolved when the library has them and never required (routing_abi: SetTradingMessageResultCallback)
+OPTIONAL_EXPORTS: dict[str, tuple[object, list[object]]] = {}
+
 # Exports that 4.0.0.41 added (MAN42). The builds before it include the ones whose change log later fixed "price
 # depth always returning the buy side" (4.0.0.34), "SetTradeCallbackV2 no longer receiving trades" and "no full book
 # after Unsubscribe/SubscribePriceDepth" (4.0.0.38) - exactly our default paths - and no build exposes its version
@@ -165,3 +168,8 @@ STATE_NAMES: dict[tuple[int, int], str] = {
 
 # nTradeType / TradeType (§6.3) -> our aggressor words; everything else is "unknown"
 AGGRESSOR_BY_TRADE_TYPE: dict[int, str] = {1: "direct", 2: "buy", 3: "sell", 4: "auction"}
+
+# the routing declarations (routing_abi.py) join the tables above; imported last because it builds on this module
+from app.feed.profitdll import routing_abi  # noqa: E402
+
+ROUTING = routing_abi  # the merged module, for readers that want the routing names alone

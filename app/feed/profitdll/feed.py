@@ -11,6 +11,7 @@ from app.config import Config
 from app.feed.base import FeedError, Sink
 from app.feed.bridge import Bridge
 from app.feed.profitdll import abi, credentials, library
+from app.feed.profitdll.routing import Router
 from app.feed.profitdll.session import DllSession
 from app.feed.tickers import resolve
 
@@ -27,6 +28,15 @@ class ProfitDllFeed:
         self.bridge: Bridge | None = None
         self.tickers: list[str] = []
         self.started_at = 0.0
+        # feed.routing: the order API (None otherwise) and who on the loop takes the routing events
+        self.router: Router | None = None
+        self.routing_sink: Any = None
+
+    def set_routing_sink(self, sink: Any) -> None:
+        """The loop's consumer of routing events (a callable taking a list); before or after start."""
+        self.routing_sink = sink
+        if self.bridge is not None:
+            self.bridge.routing_sink = sink
 
     # what differs between the real DLL and the stand-in
     def library_path(self) -> str:
@@ -34,6 +44,9 @@ class ProfitDllFeed:
 
     def credentials(self) -> credentials.Credentials:
         return credentials.from_env()
+
+    def routing_password(self) -> credentials.RoutingPassword:
+        return credentials.routing_password_from_env()
 
     def clock_follows_machine(self) -> bool:
         """Whether GetServerClock should agree with this machine's clock (then its offset is checked at connect)."""
@@ -50,7 +63,8 @@ class ProfitDllFeed:
             library.load, path, feed_cfg.depth_levels, feed_cfg.keep_thread_state, feed_cfg.allow_old_dll,
             feed_cfg.depth_flush_add == "ends_bracket")
         creds = self.credentials()
-        self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth)
+        password = self.routing_password() if feed_cfg.routing else None  # a missing one fails before login
+        self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth, self.routing_sink)
         session.attach(self.bridge)
         self.done.clear()
         await self.prepare(session)
@@ -58,6 +72,8 @@ class ProfitDllFeed:
             await session.initialize(creds, feed_cfg.routing, feed_cfg.trade_api, feed_cfg.book)
             log.info("%s returned NL_OK; waiting for the market connection", session.init_mode)
         await self._wait_connected(feed_cfg.connect_timeout)
+        if password is not None:
+            self.router = Router(session, password)
         if session.server_clock_offset_s is None and self.clock_follows_machine():
             await session.check_clock()
         self.tickers = resolve(feed_cfg.tickers, date.today())

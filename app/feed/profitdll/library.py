@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from app.feed.base import FeedError
-from app.feed.profitdll.abi import FIXED_BUILD, FIXED_BUILD_EXPORTS, FUNCTIONS
+from app.feed.profitdll.abi import FIXED_BUILD, FIXED_BUILD_EXPORTS, FUNCTIONS, OPTIONAL_EXPORTS
 
 # file names the real DLL ships under (spec §1): 64-bit packages use either name
 DLL_NAMES = ("ProfitDLL64.dll", "ProfitDLL.dll")
@@ -39,6 +39,10 @@ class ProfitLibrary:
             )
         declared = dict(FUNCTIONS)
         declared.update({k: v for k, v in FIXED_BUILD_EXPORTS.items() if k not in lacking})
+        declared.update({k: v for k, v in OPTIONAL_EXPORTS.items() if hasattr(handle, k)})
+        # optional exports this build lacks: None, so a caller tests before it calls
+        for name in OPTIONAL_EXPORTS:
+            setattr(self, name, None)
         for name, (restype, argtypes) in declared.items():
             fn = getattr(handle, name)
             fn.restype = restype

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from app.feed.b3time import local_to_ns
@@ -29,6 +30,7 @@ from app.feed.profitdll import abi, errors
 from app.feed.profitdll.callbacks import GATE, Callbacks
 from app.feed.profitdll.credentials import Credentials
 from app.feed.profitdll.library import ProfitLibrary
+from app.feed.profitdll.routing_callbacks import RoutingCallbacks
 
 if TYPE_CHECKING:
     from app.feed.bridge import Bridge
@@ -58,6 +60,9 @@ class DllSession:
         self.conn_state: dict[int, int] = {}  # conn_type -> last result, written by the state callback
         self.invalid_tickers: set[str] = set()
         self.callbacks = Callbacks(self, depth_levels, keep_thread_state, flush_add_ends_bracket)
+        self.routing_callbacks = RoutingCallbacks(self)
+        # routing events that arrived while no bridge was attached; handed to the next bridge by attach()
+        self.routing_backlog: deque[Any] = deque()
         self.initialized = False
         self.finalized = False
         self.finalizing = False
@@ -97,6 +102,8 @@ class DllSession:
     # -- routing of callbacks -----------------------------------------------------------------------------------
     def attach(self, bridge: "Bridge") -> None:
         self.bridge = bridge
+        while self.routing_backlog:  # an order's fill is never lost between two runs of the App
+            bridge.put_routing(self.routing_backlog.popleft())
 
     def detach(self) -> None:
         self.bridge = None
@@ -138,8 +145,10 @@ class DllSession:
         v1 = cb.trade_v1 if trade_api == "v1" else abi.TNewTradeCallback()
         tiny = cb.tiny_book if book == "tiny" else abi.TTinyBookCallback()
         if routing:
-            rc = lib.DLLInitializeLogin(creds.key, creds.user, creds.password, cb.state, None, None, None, v1,
-                                        None, None, None, None, None, tiny)
+            # the account slot takes TAccountCallback; order changes come through SetOrderCallback below (the
+            # TOrderChangeCallback slot is the deprecated form of the same updates, left empty)
+            rc = lib.DLLInitializeLogin(creds.key, creds.user, creds.password, cb.state, None, None,
+                                        self.routing_callbacks.account, v1, None, None, None, None, None, tiny)
             name = "DLLInitializeLogin"
         else:
             rc = lib.DLLInitializeMarketLogin(creds.key, creds.user, creds.password, cb.state, v1, None, None,
@@ -154,6 +163,12 @@ class DllSession:
         if book == "depth":
             errors.check("SetPriceDepthCallback", lib.SetPriceDepthCallback(cb.price_depth))
         errors.check("SetInvalidTickerCallback", lib.SetInvalidTickerCallback(cb.invalid_ticker))
+        if routing:
+            rcb = self.routing_callbacks
+            errors.check("SetOrderCallback", lib.SetOrderCallback(rcb.order))
+            errors.check("SetOrderHistoryCallback", lib.SetOrderHistoryCallback(rcb.history))
+            if lib.SetTradingMessageResultCallback is not None:  # optional export (spec §10)
+                errors.check("SetTradingMessageResultCallback", lib.SetTradingMessageResultCallback(rcb.result))
 
     def _dll_subscribe(self, ticker: str, exchange: str, depth: bool) -> None:
         # the book first, so the first trades already find a book to be priced against
@@ -269,6 +284,7 @@ class DllSession:
             "resubscribe_errors": self.resubscribe_errors,
             "server_clock_offset_s": self.server_clock_offset_s,
             **self.callbacks.stats(),
+            **self.routing_callbacks.stats(),
         }
 
 

@@ -21,7 +21,9 @@ from app.feed.base import FeedError
 STATS = ("violations", "foreign_thread_calls", "accessor_misuse", "callbacks", "trades_generated",
          "trades_delivered", "undelivered", "callbacks_after_finalize", "initialized", "finalized",
          "connector_alive", "subscribed", "regime_switches", "depth_books", "post_flush_adds", "delete_from",
-         "theoric", "both_sides", "reconnects", "finalize_states")
+         "theoric", "both_sides", "reconnects", "finalize_states", "routing_orders", "routing_updates",
+         "routing_dups", "routing_reorders", "routing_drops", "routing_races", "routing_rejects", "routing_fills",
+         "routing_saves", "routing_save_errors", "routing_loaded_orders")
 
 
 def library_path(configured: str = "") -> Path:
@@ -47,10 +49,12 @@ class SimControl:
         try:
             self._set = handle.SIM_SetParam
             self._get = handle.SIM_GetStat
+            self._file = handle.SIM_SetRoutingFile
         except AttributeError:
             raise FeedError(f"{handle._name} is not the hmarl stand-in (no SIM_ control functions)") from None
         self._set.restype, self._set.argtypes = ctypes.c_int32, [ctypes.c_char_p, ctypes.c_double]
         self._get.restype, self._get.argtypes = ctypes.c_int64, [ctypes.c_char_p]
+        self._file.restype, self._file.argtypes = ctypes.c_int32, [ctypes.c_char_p]
 
     def set(self, name: str, value: float) -> None:
         rc = self._set(name.encode(), float(value))
@@ -90,6 +94,22 @@ class SimControl:
         self.set("drift_trades", cfg.drift_trades)
         self.set("gap_lo", cfg.gap[0])
         self.set("gap_hi", cfg.gap[1])
+        self.set("routing_max_qty", cfg.routing_max_qty)
+        self.set("routing_band", cfg.routing_band)
+        self.set("routing_dup_rate", cfg.routing_dup_rate)
+        self.set("routing_reorder_rate", cfg.routing_reorder_rate)
+        self.set("routing_drop_rate", cfg.routing_drop_rate)
+        self.set("routing_drop_ms", cfg.routing_drop_ms)
+        self.set("routing_cancel_race_rate", cfg.routing_cancel_race_rate)
+        self.set_routing_file(cfg.routing_state_file)
+
+    def set_routing_file(self, path: str) -> None:
+        """The broker state file (orders, positions) the stand-in loads at a routing login and rewrites after every
+        change; "" = memory only. Fixed once the broker started: another path later is refused."""
+        rc = self._file(path.encode())
+        if rc != 0:
+            raise FeedError(f"simulator refused routing_state_file = {path!r} (code {rc}): the broker already "
+                            "started from another file in this process")
 
 
 def start_epoch(start: str) -> float:

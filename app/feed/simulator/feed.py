@@ -18,6 +18,9 @@ class SimulatorFeed(ProfitDllFeed):
     def credentials(self) -> credentials.Credentials:
         return credentials.SIMULATOR
 
+    def routing_password(self) -> credentials.RoutingPassword:
+        return credentials.SIMULATOR_ROUTING
+
     def control(self) -> SimControl | None:
         return SimControl(self.session.lib.handle) if self.session is not None else None
 

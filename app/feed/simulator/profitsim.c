@@ -28,38 +28,11 @@
 #include <time.h>
 #include <wchar.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "profitsim.h" /* EXPORT, result codes, the asset and time structs shared with routing */
 
 /* ------------------------------------------------------------------------------------------------------------
- * ABI: result codes, structs, callback types (spec §2, §4, §5, §6.6)
+ * ABI: structs and callback types of market data (spec §4, §5)
  * ------------------------------------------------------------------------------------------------------------ */
-#define NL_OK 0
-#define NL_INTERNAL_ERROR ((int32_t)0x80000001u)
-#define NL_NOT_INITIALIZED ((int32_t)0x80000002u)
-#define NL_INVALID_ARGS ((int32_t)0x80000003u)
-#define NL_WAITING_SERVER ((int32_t)0x80000004u)
-#define NL_OUT_OF_RANGE ((int32_t)0x80000009u)
-#define NL_NOT_FOUND ((int32_t)0x8000000Cu)
-#define NL_VERSION_NOT_SUPPORTED ((int32_t)0x8000000Du)
-#define NL_EXCHANGE_UNKNOWN ((int32_t)0x8000000Fu)
-
-typedef struct {
-    const wchar_t *ticker;
-    const wchar_t *bolsa;
-    int32_t feed;
-} TAssetIDRec; /* packed (20) in Delphi; unpacked like the official examples, same field offsets */
-
-typedef struct {
-    uint8_t Version;
-    const wchar_t *Ticker;
-    const wchar_t *Exchange;
-    uint8_t FeedType;
-} TConnectorAssetIdentifier;
-
-typedef struct {
-    uint16_t wYear, wMonth, wDayOfWeek, wDay, wHour, wMinute, wSecond, wMilliseconds;
-} SYSTEMTIME;
-
 typedef struct {
     uint8_t Version;
     SYSTEMTIME TradeDate;
@@ -1266,6 +1239,7 @@ static void market_event(Conn *c, Instr *in, int64_t ts)
         if (halted(c)) break;
         in->trade_no++; /* the market's numbering advances whether or not the trade reaches the client */
         stat_add(S_GENERATED, 1);
+        routing_on_trade(in->ticker, (double)trades[k].px * k_roots[in->root].tick, trades[k].qty); /* broker fills */
         if (c->down) {
             stat_add(S_UNDELIVERED, 1);
             continue;
@@ -1518,6 +1492,7 @@ static void m_trade(Conn *c, Instr *in, int side, int64_t qty, int64_t ts)
                   side > 0 ? TT_BUY : TT_SELL};
     in->trade_no++; /* the market's numbering advances whether or not the trade reaches the client */
     stat_add(S_GENERATED, 1);
+    routing_on_trade(in->ticker, (double)t.px * m->spec->tick, qty);
     if (c->down) {
         stat_add(S_UNDELIVERED, 1);
         return;
@@ -1723,12 +1698,6 @@ static int login_sequence(Conn *c)
         return 1;
     }
     emit_state(0, 0);
-    if (c->login) {
-        if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
-        emit_state(1, 1);
-        if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
-        emit_state(1, 2);
-    }
     if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
     emit_state(2, 1);
     if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
@@ -1739,6 +1708,7 @@ static int login_sequence(Conn *c)
     emit_state(2, 4);
     if (sleep_ms(c->p[P_CONNECT_MS])) return 1;
     emit_state(3, c->key_invalid ? 1 : 0);
+    if (c->login && !c->key_invalid) routing_login(); /* routing states (1,x), accounts: after the market login */
     return 0;
 }
 
@@ -1750,6 +1720,7 @@ static void market_loop(Conn *c)
             refresh_subs(c);
             continue; /* callbacks may have taken a while: re-check stop and changes */
         }
+        routing_service(); /* orders the owner thread sent, routing timers, order callbacks */
         int64_t t_next = INT64_MAX;
         Instr *who = NULL;
         if (!c->key_invalid && !halted(c))
@@ -1768,14 +1739,15 @@ static void market_loop(Conn *c)
         if (pace > 0) set_mode(c, MODE_PACED, pace);
         else if (t_next != INT64_MAX) set_mode(c, MODE_FLOOD, 0.0);
         else set_mode(c, MODE_IDLE, 1.0); /* nothing to do: the clock keeps real time */
+        int64_t rt = routing_deadline(); /* -1: no routing timer */
         if (t_next == INT64_MAX) {
-            wait_until(-1);
+            wait_until(rt);
             continue;
         }
         if (c->mode == MODE_PACED) {
             int64_t deadline = c->anc_real + (int64_t)((double)(t_next - c->anc_sim) / c->speed);
             if (mono_ns() < deadline) {
-                wait_until(deadline);
+                wait_until(rt >= 0 && rt < deadline ? rt : deadline);
                 continue;
             }
         }
@@ -1897,6 +1869,7 @@ EXPORT int32_t DLLInitializeLogin(const wchar_t *key, const wchar_t *user, const
                                   void *progress, TTinyBookCallback tinyBook)
 {
     void *slots[8] = {history, orderChange, account, newDaily, priceBook, offerBook, historyTrade, progress};
+    if (atomic_load(&g_phase) == PH_NEW) routing_init(orderChange, account); /* before the thread can log in */
     return initialize(1, key, user, pass, state, newTrade, tinyBook, slots, 8);
 }
 
@@ -1922,6 +1895,7 @@ EXPORT int32_t DLLFinalize(void)
     atomic_store(&g_stop, 1);
     wake_connector();
     pthread_join(g_thread, NULL); /* after this no callback runs on the connector thread */
+    routing_finalize();
     /* the real DLL reports the disconnection from inside DLLFinalize, synchronously on the caller's thread */
     stat_add(S_FINALIZE_STATES, 1);
     emit_state(2, 0);
@@ -2167,7 +2141,7 @@ EXPORT int32_t SIM_SetParam(const char *name, double value)
         wake_connector();
         return NL_OK;
     }
-    return NL_INVALID_ARGS;
+    return routing_set_param(name, value); /* the routing_* parameters live with routing */
 }
 
 EXPORT int64_t SIM_GetStat(const char *name)
@@ -2187,7 +2161,7 @@ EXPORT int64_t SIM_GetStat(const char *name)
     if (strcmp(name, "finalized") == 0) return atomic_load(&g_phase) == PH_FINALIZED;
     if (strcmp(name, "connector_alive") == 0) return atomic_load(&g_alive);
     if (strcmp(name, "subscribed") == 0) return atomic_load(&g_nsub);
-    return -1;
+    return routing_get_stat(name);
 }
 
 /* The signal regime a scenario market was in at a trade (TradeNumber as delivered): informative -1 none,
@@ -2223,3 +2197,59 @@ EXPORT int32_t SIM_RegimeAt(const wchar_t *ticker, int64_t trade_number, int32_t
 }
 
 EXPORT int32_t SIM_Version(void) { return 1; }
+
+/* ------------------------------------------------------------------------------------------------------------
+ * What profitsim_routing.c may use (profitsim.h): thin wrappers, so the market's state stays private here
+ * ------------------------------------------------------------------------------------------------------------ */
+int32_t psim_request_begin(void) { return request_begin(); }
+void psim_request_end(void) { request_end(); }
+int psim_on_connector(void) { return t_is_connector; }
+int psim_cb_begin(void) { return cb_begin(CB_OTHER); } /* CB_OTHER: no market accessor works inside it */
+void psim_cb_end(void) { cb_end(); }
+int32_t psim_misuse(void) { return misuse(); }
+void psim_emit_state(int32_t type, int32_t result) { emit_state(type, result); }
+void psim_wake(void) { wake_connector(); }
+int64_t psim_sim_now(void) { return clock_now(); }
+uint64_t psim_seed(void) { return g_conn.seed; }
+int psim_market_up(void) { return atomic_load(&g_market_up) && !g_conn.down; }
+
+void psim_systemtime(int64_t utc_ns, SYSTEMTIME *out)
+{
+    Civil c;
+    civil_from_utc_ns(utc_ns, &c);
+    *out = (SYSTEMTIME){(uint16_t)c.y, (uint16_t)c.mo, (uint16_t)c.dow, (uint16_t)c.d,
+                        (uint16_t)c.h, (uint16_t)c.mi, (uint16_t)c.s, (uint16_t)c.ms};
+}
+
+int psim_ticker_valid(const wchar_t *ticker, const wchar_t *exch)
+{
+    return ticker && exch && wcscmp(exch, L"F") == 0 && ticker_root(ticker) >= 0;
+}
+
+int psim_book(const wchar_t *ticker, const wchar_t *exch, int cap, double *bid_px, int64_t *bid_qty, int *nb,
+              double *ask_px, int64_t *ask_qty, int *na, double *tick)
+{
+    int idx = -1;
+    pthread_mutex_lock(&g_sub_mu);
+    for (int i = 0; i < g_ninstr && idx < 0; i++)
+        if (g_instr[i].root >= 0 && wcsncmp(g_instr[i].ticker, ticker, TICKER_MAX - 1) == 0 &&
+            wcscmp(g_instr[i].exch, exch) == 0)
+            idx = i;
+    pthread_mutex_unlock(&g_sub_mu); /* entries are never removed; the book itself is the connector's */
+    if (idx < 0) return -1;
+    const Instr *in = &g_instr[idx];
+    if (!in->ready || !in->active) return -1; /* no running market: nobody to trade with */
+    double t = in->model ? in->model->spec->tick : k_roots[in->root].tick;
+    *tick = t;
+    *nb = in->side[SIDE_BID].n < cap ? in->side[SIDE_BID].n : cap;
+    *na = in->side[SIDE_ASK].n < cap ? in->side[SIDE_ASK].n : cap;
+    for (int i = 0; i < *nb; i++) {
+        bid_px[i] = (double)in->side[SIDE_BID].lv[i].px * t;
+        bid_qty[i] = in->side[SIDE_BID].lv[i].qty;
+    }
+    for (int i = 0; i < *na; i++) {
+        ask_px[i] = (double)in->side[SIDE_ASK].lv[i].px * t;
+        ask_qty[i] = in->side[SIDE_ASK].lv[i].qty;
+    }
+    return 0;
+}

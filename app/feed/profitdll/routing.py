@@ -1,0 +1,211 @@
+"""Order routing through the DLL, on the owner thread (spec §3.4).
+
+`Router` is the loop-side API: each method is a coroutine that runs one DLL call on the session's owner thread
+(`session.owner.call`) - the only thread that ever calls the DLL - and raises `RoutingError` on a negative code.
+What the orders then do arrives asynchronously as events (OrderUpdate, TradingResult, RoutingAccount) through the
+bridge (routing_callbacks.py); `orders()` and `position()` read the broker's current view on demand.
+
+Structs handed to the DLL are built and kept referenced on the owner thread for the whole call: their c_wchar_p
+fields point into Python strings that must outlive it, and the DLL writes MessageID back into them (spec §7.2).
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+
+from app.events import BrokerPosition, OrderUpdate, RoutingAccount
+from app.feed.clock import now_ns
+from app.feed.profitdll import abi
+from app.feed.profitdll import routing_abi as rabi
+from app.feed.profitdll.credentials import RoutingPassword
+from app.feed.profitdll.errors import code_name
+from app.feed.profitdll.routing_callbacks import order_update, utf16
+
+if TYPE_CHECKING:
+    from app.feed.profitdll.session import DllSession
+
+NL_NO_POSITION = -2147483637
+
+
+class AccountRef(Protocol):
+    broker: int
+    account: str
+
+
+class Account(NamedTuple):
+    """Which account an order goes to: the DLL's BrokerID and AccountID (RoutingAccount fits as well)."""
+    broker: int
+    account: str
+    sub_account: str = ""
+
+
+class RoutingError(Exception):
+    """A routing call the DLL refused: its NResult code, that code's name, and what was being done."""
+
+    def __init__(self, code: int, name: str, detail: str) -> None:
+        super().__init__(f"{detail}: {name} ({code})")
+        self.code, self.name, self.detail = code, name, detail
+
+
+def _check(what: str, rc: int) -> int:
+    if rc < 0:
+        raise RoutingError(rc, code_name(rc), what)
+    return rc
+
+
+def _account_id(acc: AccountRef) -> rabi.TConnectorAccountIdentifier:
+    return rabi.TConnectorAccountIdentifier(0, acc.broker, acc.account, getattr(acc, "sub_account", "") or "", 0)
+
+
+class Router:
+    """Routing calls of one DllSession. Every `_dll_*` body runs on the owner thread only."""
+
+    def __init__(self, session: "DllSession", password: RoutingPassword) -> None:
+        self.session = session
+        self._password = password  # never logged: RoutingPassword's repr is masked
+        self.last_message_id = 0
+
+    def __repr__(self) -> str:
+        return f"Router(session={self.session.lib.path!r})"
+
+    # -- owner-thread bodies ------------------------------------------------------------------------------------
+    def _dll_send(self, acc: AccountRef, ticker: str, exchange: str, side: str, order_type: str, qty: int,
+                  price: float, stop_price: float) -> int:
+        if side not in rabi.SIDE_V1 or order_type not in rabi.ORDER_TYPE_V1:
+            raise ValueError(f"side must be buy|sell and order_type market|limit|stop_limit, got {side!r}, "
+                             f"{order_type!r}")
+        s = rabi.TConnectorSendOrder()
+        s.Version = 2  # V2: the DLL writes the MessageID that its TradingResult will carry
+        s.AccountID = _account_id(acc)
+        s.AssetID = abi.TConnectorAssetIdentifier(0, ticker, exchange, 0)
+        s.Password = self._password.value
+        s.OrderType, s.OrderSide = rabi.ORDER_TYPE_V1[order_type], rabi.SIDE_V1[side]
+        s.Price = -1.0 if order_type == "market" else float(price)  # market: -1; non-stop: stop -1 (spec §3.4)
+        s.StopPrice = float(stop_price) if order_type == "stop_limit" else -1.0
+        s.Quantity = int(qty)
+        local_id = _check(f"SendOrder {side} {qty} {ticker} {order_type}", self.session.lib.SendOrder(ctypes.byref(s)))
+        self.last_message_id = s.MessageID
+        return local_id
+
+    def _dll_change(self, acc: AccountRef, local_id: int, price: float, stop_price: float, qty: int) -> int:
+        s = rabi.TConnectorChangeOrder()
+        s.Version = 1
+        s.AccountID = _account_id(acc)
+        s.OrderID = rabi.TConnectorOrderIdentifier(0, int(local_id), "")
+        s.Password = self._password.value
+        s.Price, s.StopPrice, s.Quantity = float(price), float(stop_price), int(qty)
+        _check(f"SendChangeOrderV2 order {local_id}", self.session.lib.SendChangeOrderV2(ctypes.byref(s)))
+        self.last_message_id = s.MessageID
+        return s.MessageID
+
+    def _dll_cancel(self, acc: AccountRef, local_id: int) -> int:
+        s = rabi.TConnectorCancelOrder()
+        s.Version = 1
+        s.AccountID = _account_id(acc)
+        s.OrderID = rabi.TConnectorOrderIdentifier(0, int(local_id), "")
+        s.Password = self._password.value
+        _check(f"SendCancelOrderV2 order {local_id}", self.session.lib.SendCancelOrderV2(ctypes.byref(s)))
+        self.last_message_id = s.MessageID
+        return s.MessageID
+
+    def _dll_cancel_all(self, acc: AccountRef) -> None:
+        s = rabi.TConnectorCancelAllOrders(0, _account_id(acc), self._password.value)
+        _check(f"SendCancelAllOrdersV2 {acc.account}", self.session.lib.SendCancelAllOrdersV2(ctypes.byref(s)))
+
+    def _dll_zero(self, acc: AccountRef, ticker: str, exchange: str, price: float) -> int:
+        s = rabi.TConnectorZeroPosition()
+        s.Version = 2
+        s.AccountID = _account_id(acc)
+        s.AssetID = abi.TConnectorAssetIdentifier(0, ticker, exchange, 0)
+        s.Password = self._password.value
+        s.Price = float(price)
+        s.PositionType = rabi.POSITION_DAY_TRADE
+        local_id = _check(f"SendZeroPositionV2 {ticker}", self.session.lib.SendZeroPositionV2(ctypes.byref(s)))
+        self.last_message_id = s.MessageID
+        return local_id
+
+    def _dll_position(self, acc: AccountRef, ticker: str, exchange: str) -> BrokerPosition:
+        p = rabi.TConnectorTradingAccountPosition()
+        p.Version = 2
+        p.AccountID = _account_id(acc)
+        p.AssetID = abi.TConnectorAssetIdentifier(0, ticker, exchange, 0)
+        p.PositionType = rabi.POSITION_DAY_TRADE
+        rc = self.session.lib.GetPositionV2(ctypes.byref(p))
+        if rc == NL_NO_POSITION:  # nothing traded in it: flat, not an error
+            return BrokerPosition(acc.account, ticker, exchange, 0, 0.0, now_ns())
+        _check(f"GetPositionV2 {ticker}", rc)
+        qty = p.OpenQuantity if p.OpenSide != 2 else -p.OpenQuantity  # OpenSide 1 bought, 2 sold
+        return BrokerPosition(acc.account, ticker, exchange, int(qty), p.OpenAveragePrice, now_ns())
+
+    def _dll_accounts(self) -> list[RoutingAccount]:
+        lib = self.session.lib
+        n = _check("GetAccountCount", lib.GetAccountCount())
+        ids = (rabi.TConnectorAccountIdentifierOut * max(n, 1))()
+        got = _check("GetAccounts", lib.GetAccounts(0, 0, n, ids))
+        out = []
+        for a in ids[:got]:
+            account, sub = utf16(a.AccountID, a.AccountIDLength), utf16(a.SubAccountID, a.SubAccountIDLength)
+            d = rabi.TConnectorTradingAccountOut()
+            d.Version = 1
+            d.AccountID = rabi.TConnectorAccountIdentifier(0, a.BrokerID, account, sub, 0)
+            _check(f"GetAccountDetails {account}", lib.GetAccountDetails(ctypes.byref(d)))  # lengths
+            bufs = [ctypes.create_unicode_buffer(n + 1) for n in
+                    (d.BrokerNameLength, d.OwnerNameLength, d.SubOwnerNameLength)]
+            d.BrokerName, d.OwnerName, d.SubOwnerName = (ctypes.addressof(b) for b in bufs)
+            _check(f"GetAccountDetails {account}", lib.GetAccountDetails(ctypes.byref(d)))
+            out.append(RoutingAccount(a.BrokerID, account, sub, bufs[0].value, bufs[1].value, now_ns()))
+        return out
+
+    def _dll_orders(self, acc: AccountRef) -> list[OrderUpdate]:
+        got: list[OrderUpdate] = []
+        received = now_ns()
+
+        def each(ptr: Any, _param: int) -> int:
+            try:  # the proc runs synchronously on this (owner) thread; its data dies after each call
+                o = ptr.contents
+                got.append(order_update(o.OrderID.LocalOrderID, o.OrderID.ClOrderID or "", o.AccountID.AccountID or "",
+                                        o.AccountID.BrokerID, o.AssetID.Ticker or "", o.AssetID.Exchange or "", o,
+                                        o.TextMessage or "", received))
+                return 1
+            except BaseException:  # never raise into the DLL; stop the enumeration instead
+                return 0
+
+        proc = rabi.TConnectorEnumerateOrdersProc(each)  # referenced until the call returns: it is synchronous
+        account = _account_id(acc)
+        _check(f"EnumerateAllOrders {acc.account}",
+               self.session.lib.EnumerateAllOrders(ctypes.byref(account), 1, 0, proc))
+        return got
+
+    # -- loop-side API ------------------------------------------------------------------------------------------
+    async def send_order(self, account: AccountRef, ticker: str, exchange: str,
+                         side: Literal["buy", "sell"], order_type: Literal["market", "limit", "stop_limit"], qty: int,
+                         price: float = -1, stop_price: float = -1) -> int:
+        """The DLL's local order id (> 0); progress arrives as OrderUpdate events."""
+        return await self.session.owner.call(self._dll_send, account, ticker, exchange, side, order_type, qty, price,
+                                             stop_price)
+
+    async def change_order(self, account: AccountRef, local_id: int, price: float, stop_price: float,
+                           qty: int) -> int:
+        """Returns the MessageID its TradingResult will carry."""
+        return await self.session.owner.call(self._dll_change, account, local_id, price, stop_price, qty)
+
+    async def cancel_order(self, account: AccountRef, local_id: int) -> int:
+        """Returns the MessageID its TradingResult will carry; the cancel itself may still lose to a fill."""
+        return await self.session.owner.call(self._dll_cancel, account, local_id)
+
+    async def cancel_all(self, account: AccountRef) -> None:
+        await self.session.owner.call(self._dll_cancel_all, account)
+
+    async def zero_position(self, account: AccountRef, ticker: str, exchange: str, price: float = -1) -> int:
+        """Flatten (price -1 = at market); the local id of the order that does it."""
+        return await self.session.owner.call(self._dll_zero, account, ticker, exchange, price)
+
+    async def position(self, account: AccountRef, ticker: str, exchange: str) -> BrokerPosition:
+        return await self.session.owner.call(self._dll_position, account, ticker, exchange)
+
+    async def accounts(self) -> list[RoutingAccount]:
+        return await self.session.owner.call(self._dll_accounts)
+
+    async def orders(self, account: AccountRef) -> list[OrderUpdate]:
+        """Every order of the account the DLL knows (EnumerateAllOrders), latest state each."""
+        return await self.session.owner.call(self._dll_orders, account)
