@@ -61,6 +61,7 @@ class App:
         self.running = False
         self.stop_overran: list[str] = []  # stop steps abandoned at the deadline
         self.control: Any = None  # app.control.ControlServer when HMARL_CONTROL_TOKEN is set (not for replays)
+        self.live: Any = None  # app.execution.live_link.LiveLink when execution.mode = "live"
 
     @classmethod
     def from_config(cls, source: str | Path | Config | None = None, **overrides: Any) -> "App":
@@ -79,12 +80,18 @@ class App:
             from app.execution import live_guard
 
             live_guard.check(self.cfg)  # one line naming what is missing, exit 2
-            raise live_guard.LiveRefused("execution.mode = \"live\": order routing through the DLL's owner thread is "
-                                         "not in this build yet (README, Going live); run with mode = \"paper\"")
+            from app.execution.live_link import LiveLink
+            from app.pipeline import new_run_id
+
+            run_id = new_run_id("run")
+            self.live = LiveLink(self.cfg, run_id)
         self.pipeline = Pipeline(self.cfg, replay=replay, fresh=self.fresh, tracer=self.tracer, clock=self.clock,
-                                 initial_state=initial_state_of(self.replay_path) if replay else None)
+                                 initial_state=initial_state_of(self.replay_path) if replay else None,
+                                 **({"run_id": run_id, "live": self.live.executor} if self.live else {}))
         await self.pipeline.start()
         self.feed = make_feed(self.cfg, self.replay_path, self.speed)
+        if self.live is not None:
+            self.feed.set_routing_sink(self.pipeline.on_routing)  # type: ignore[attr-defined]
         sink = self.pipeline.on_batch
         if self.tracer is not None:
             sink = self.tracer.timed(sink)
@@ -96,6 +103,13 @@ class App:
             finally:
                 await self.pipeline.stop()
             raise
+        if self.live is not None:
+            try:
+                await self.live.start(self.feed, self.pipeline)  # reconciles before any order can go out
+            except BaseException:
+                await self.feed.stop()
+                await self.pipeline.stop()
+                raise
         self.started_at = time.monotonic()
         self.running = True
         if self.replay_path is None:
@@ -113,6 +127,8 @@ class App:
         h = self.pipeline.hierarchy
         h.kill_switch(True)
         log.warning("kill switch on (control socket): every ticker goes flat at its next trade, orders reduce only")
+        if self.live is not None:
+            return "kill switch on; " + await self.live.flatten()
         held = {t: d.main.executor.committed for t, d in h.desks.items() if d.main.executor is not None}
         pos = ", ".join(f"{t} {q:+d}" for t, q in sorted(held.items()) if q) or "none"
         return f"kill switch on; positions to flatten at the next trade: {pos}"
@@ -129,6 +145,8 @@ class App:
         if self.control is not None:
             await self.control.stop()
             self.control = None
+        if self.live is not None:
+            await self.live.stop()
         try:
             if self.feed is not None:
                 share = max(0.5, (deadline - time.monotonic()) * FEED_STOP_SHARE)
@@ -171,6 +189,8 @@ class App:
             out["feed"] = self.feed.stats()
         if self.pipeline is not None:
             out.update(self.pipeline.snapshot())
+        if self.live is not None:
+            out["live"] = self.live.snapshot()
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -198,7 +218,7 @@ class App:
             out["dll_callback_errors"] = feed["dll"].get("callback_errors", 0)
         if "simulator" in feed:
             out["violations"] = feed["simulator"].get("violations", 0)
-        for key in ("process", "zmq", "valkey", "journal"):
+        for key in ("process", "zmq", "valkey", "journal", "live"):
             part = feed.get(key) if key == "process" else snap.get(key)
             if part:
                 out[key] = part

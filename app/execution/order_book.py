@@ -25,6 +25,8 @@ PARTIAL_CANCELED, RECEIVED, PARTIAL_EXPIRED, PARTIAL_REJECTED = 15, 16, 17, 18
 TERMINAL = frozenset({FILLED, DONE_FOR_DAY, CANCELED, REJECTED, EXPIRED, PARTIAL_CANCELED, PARTIAL_EXPIRED,
                       PARTIAL_REJECTED, 204, 205})  # 204 OrderNotCreated, 205 CanceledByAdmin
 
+EARLY_MAX = 10_000  # updates held for orders whose SendOrder has not returned (bounded: a stranger's flood)
+
 State = Literal["sending", "working", "partial", "filled", "canceled", "rejected", "unsent"]
 
 
@@ -73,6 +75,11 @@ class OrderBook:
         self.by_local: dict[int, LiveOrder] = {}
         self.next_n = 1
         self.unknown_updates = 0  # updates for orders that are not ours (another program on the same account)
+        # updates that arrived before SendOrder returned their local id (the DLL reports on its own thread, so the
+        # loop can see PendingNew, New, even fills, before the owner thread's answer): held, then applied by `sent`
+        self.early: dict[int, list[OrderUpdate]] = {}
+        self.early_held = 0
+        self.in_flight = 0  # orders between the intent and SendOrder's answer
         self.ignored: dict[str, int] = {"duplicate": 0, "stale": 0, "after_terminal": 0}
 
     def new(self, ticker: str, side: Literal["buy", "sell"], qty: int, trade_id: int) -> LiveOrder:
@@ -80,17 +87,25 @@ class OrderBook:
         self.next_n += 1
         o = LiveOrder(client_id=f"{self.run_id}-{n}", n=n, ticker=ticker, side=side, qty=qty, trade_id=trade_id)
         self.by_client[o.client_id] = o
+        self.in_flight += 1
         return o
 
-    def sent(self, o: LiveOrder, local_id: int) -> None:
-        """SendOrder returned `local_id`: the order exists at the DLL."""
+    def sent(self, o: LiveOrder, local_id: int) -> list[OrderUpdate]:
+        """SendOrder returned `local_id`: the order exists at the DLL. Returns the updates that came before this
+        answer, for the caller to apply now (through the executor, so their fills are booked and published)."""
         o.local_id = local_id
         self.by_local[local_id] = o
         if o.state == "sending":
             o.state = "working"
+            self.in_flight -= 1
+        early = self.early.pop(local_id, [])
+        self.early_held -= len(early)
+        return early
 
     def not_sent(self, o: LiveOrder, why: str) -> None:
         """SendOrder refused it (a negative code) or reconciliation found it never reached the DLL."""
+        if o.state == "sending":
+            self.in_flight -= 1
         o.state = "unsent"
         o.text = why
 
@@ -98,7 +113,11 @@ class OrderBook:
         """One update from the DLL; the Fill for the contracts it newly reports as traded, if any."""
         o = self.by_local.get(u.local_id)
         if o is None:
-            self.unknown_updates += 1
+            if self.in_flight and self.early_held < EARLY_MAX:  # maybe ours, its SendOrder not yet returned
+                self.early.setdefault(u.local_id, []).append(u)
+                self.early_held += 1
+            else:
+                self.unknown_updates += 1
             return None
         o.updates += 1
         if o.done and o.state != "unsent":
@@ -138,6 +157,6 @@ class OrderBook:
         for o in self.by_client.values():
             states[o.state] = states.get(o.state, 0) + 1
         return {"orders": len(self.by_client), "states": states, "ignored": dict(self.ignored),
-                "unknown_updates": self.unknown_updates,
+                "unknown_updates": self.unknown_updates, "early_held": self.early_held,
                 "working": [{"client_id": o.client_id, "local_id": o.local_id, "ticker": o.ticker, "side": o.side,
                              "qty": o.qty, "traded": o.traded, "state": o.state} for o in self.working()]}

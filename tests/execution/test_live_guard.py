@@ -24,6 +24,7 @@ def test_paper_is_never_refused_and_the_complete_live_setup_passes():
 @pytest.mark.parametrize("change,env,needle", [
     ({"feed__kind": "replay"}, ENV, "feed.kind"),
     ({"feed__routing": False}, ENV, "feed.routing"),
+    ({"feed__isolation": "process"}, ENV, "feed.isolation"),
     ({"execution__account": ""}, ENV, "execution.account"),
     ({"execution__broker": 0}, ENV, "execution.broker"),
     ({"risk__max_order_qty": 0}, ENV, "risk.max_order_qty"),
@@ -58,14 +59,3 @@ def test_run_refuses_live_mode_with_one_line_and_exit_code_2(tmp_path):
     assert len(lines) == 1 and "config error" in lines[0]
     assert not (tmp_path / "data" / "journal").exists()  # refused before anything started
 
-
-def test_a_complete_live_setup_is_still_refused_while_routing_is_not_wired(tmp_path, monkeypatch):
-    import asyncio
-
-    from app.app import App
-
-    monkeypatch.setenv(ENV_CONFIRM, "yes")
-    app = App(cfg(**{"run__data_dir": str(tmp_path)}))
-    with pytest.raises(LiveRefused, match="not in this build"):
-        asyncio.run(app.start())
-    assert app.pipeline is None

@@ -1,0 +1,180 @@
+"""The loop's side of live routing: live executors' orders to the DLL's Router, reconciliation, flatten.
+
+One task on the loop sends the orders the live executors hand over, in order, each through `Router.send_order`
+(which runs on the DLL owner thread). Nothing is sent before reconciliation agreed with the broker: at start and
+again whenever the routing connection comes back (state (1,5) after anything else). A disagreement turns the kill
+switch on and says what differs in one line; a refused send marks the order `unsent` (never retried: the next
+decision sends what is still needed, from the position the broker confirms).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from app.config import Config
+from app.events import Order
+from app.execution.contracts import ContractSpec, spec_for
+from app.execution.live import LiveExecutor
+from app.execution.order_book import LiveOrder, OrderBook
+from app.execution.reconcile import Reconciliation, compare_positions, reconcile
+
+log = logging.getLogger("app.execution.live")
+
+ROUTING, BROKER_CONNECTED = 1, 5  # spec §6.1: nConnStateType routing, ROTEAMENTO_BROKER_CONNECTED
+POLL_S = 0.2
+
+
+class LiveLink:
+    def __init__(self, cfg: Config, run_id: str) -> None:
+        from app.feed.profitdll.routing import Account
+
+        self.cfg = cfg
+        self.book = OrderBook(run_id)
+        self.account = Account(cfg.execution.broker, cfg.execution.account)
+        self.exchange = cfg.feed.exchange
+        self.executors: dict[str, LiveExecutor] = {}
+        self._queue: deque[tuple[LiveOrder, Order]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.feed: Any = None
+        self.pipeline: Any = None
+        self.reconciled = False
+        self.last: Reconciliation | None = None
+        self.reconciliations = 0
+        self.sent = 0
+        self.refused = 0
+        self.last_refusal = ""
+
+    # -- wiring ---------------------------------------------------------------------------------------------------
+    def executor(self, ticker: str, spec: ContractSpec) -> LiveExecutor:
+        """The hierarchy's LiveFactory: the coordinator's executor of `ticker`."""
+        ex = self.executors[ticker] = LiveExecutor(ticker, spec, self.book, self.submit)
+        return ex
+
+    def submit(self, o: LiveOrder, order: Order) -> None:
+        self._queue.append((o, order))
+        self._wake.set()
+
+    async def start(self, feed: Any, pipeline: Any) -> None:
+        """After the feed started (the Router exists once the market is connected)."""
+        self.feed, self.pipeline = feed, pipeline
+        if feed.router is None:
+            raise RuntimeError("live routing: the feed has no router (feed.routing must be true)")
+        await self.reconcile()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="live-orders")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    # -- reconciliation -------------------------------------------------------------------------------------------
+    async def reconcile(self) -> Reconciliation:
+        router = self.feed.router
+        orders = await router.orders(self.account)
+        fees = {t: ex.spec.fee for t, ex in self.executors.items()}
+        fills = []
+        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)))
+        tickers = sorted(set(self.feed.tickers) | set(self.executors))
+        positions = [await router.position(self.account, t, self.exchange) for t in tickers]
+        ours = {t: self._ours(t) for t in tickers}
+        compare_positions(rec, ours, positions)
+        self.pipeline.on_routing(list(positions) + fills)
+        self.reconciliations += 1
+        self.last = rec
+        self.reconciled = rec.ok
+        if rec.ok:
+            log.info("live: %s", rec.line)
+        else:
+            self.pipeline.hierarchy.kill_switch(True)
+            log.error("live: %s", rec.line)
+        return rec
+
+    def _ours(self, ticker: str) -> int:
+        ex = self.executors.get(ticker)
+        if ex is not None:
+            return ex.qty
+        d = self.pipeline.hierarchy.desks.get(ticker)  # restored from the learned state, no executor built yet
+        return d.main.executor.qty if d is not None and d.main.executor is not None else 0
+
+    def _book_fill(self, f: Any) -> None:
+        ex = self.executors.get(f.ticker)
+        if ex is None:
+            spec = spec_for(f.ticker, self.cfg.execution)
+            if spec is None:
+                return
+            self.pipeline.hierarchy.desk(f.ticker)  # builds the desk and its live executor
+            ex = self.executors[f.ticker]
+        ex.book_fill(f)
+
+    # -- sending --------------------------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        from app.feed.profitdll.routing import RoutingError
+
+        session = self.feed.router.session
+        was_connected = True
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            connected = session.conn_state.get(ROUTING) == BROKER_CONNECTED
+            if connected and not was_connected:
+                log.warning("live: routing connection back; reconciling before any new order")
+                await self.reconcile()
+            was_connected = connected
+            while self._queue:
+                o, order = self._queue.popleft()
+                if not self.reconciled:
+                    self._refuse(o, "reconciliation with the broker disagreed: trading stopped")
+                    continue
+                try:
+                    local_id = await self.feed.router.send_order(self.account, o.ticker, self.exchange, o.side,
+                                                                 "market", o.qty)
+                except RoutingError as exc:
+                    self._refuse(o, str(exc))
+                    continue
+                early = self.book.sent(o, local_id)
+                self.sent += 1
+                if early:  # what the DLL reported before SendOrder returned, fills included
+                    self.pipeline.on_routing(early)
+
+    def _refuse(self, o: LiveOrder, why: str) -> None:
+        self.book.not_sent(o, why)
+        self.refused += 1
+        self.last_refusal = why
+        log.warning("live: order %s (%s %d %s) not sent: %s", o.client_id, o.side, o.qty, o.ticker, why)
+
+    # -- kill switch ----------------------------------------------------------------------------------------------
+    async def flatten(self) -> str:
+        """Cancel every working order and flatten every position at the broker (the kill switch's live half)."""
+        router = self.feed.router
+        t0 = time.monotonic()
+        await router.cancel_all(self.account)
+        flattened = []
+        for ticker in sorted(set(self.feed.tickers) | set(self.executors)):
+            pos = await router.position(self.account, ticker, self.exchange)
+            if pos.qty:
+                # booked as one of ours, working: its fills then move our position, and the kill switch's own
+                # flattening order (from the committed position, now zero) is not sent on top of it
+                o = self.book.new(ticker, "sell" if pos.qty > 0 else "buy", abs(pos.qty), 0)
+                early = self.book.sent(o, await router.zero_position(self.account, ticker, self.exchange))
+                if early:
+                    self.pipeline.on_routing(early)
+                flattened.append(f"{ticker} {pos.qty:+d}")
+        return (f"cancelled every working order; flattening at market: {', '.join(flattened) or 'no position'} "
+                f"({(time.monotonic() - t0) * 1000:.0f} ms)")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"account": self.account.account, "broker": self.account.broker, "reconciled": self.reconciled,
+                "reconciliations": self.reconciliations, "last_reconciliation": self.last.line if self.last else "",
+                "sent": self.sent, "refused": self.refused, "last_refusal": self.last_refusal,
+                **self.book.snapshot()}

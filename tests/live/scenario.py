@@ -1,0 +1,62 @@
+"""A live run on the stand-in's broker, in a process of its own (the DLL initializes once a process).
+
+`python -m tests.live.scenario '{"seconds": 6, "flatten": true, "overrides": {...}}'` prints one JSON line: what was
+sent, refused and filled, our position and the broker's per ticker, reconciliations, ignored updates.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+
+from app import config as config_mod
+from app.app import App
+from app.execution.live_guard import ENV_CONFIRM
+
+LIVE = {"execution.mode": "live", "feed.kind": "simulator", "feed.routing": True, "execution.account": "SIM-0001",
+        "execution.broker": 1, "risk.max_order_qty": 2, "risk.price_band_ticks": 40.0, "risk.max_position": 3,
+        "valkey.enabled": False, "zmq.enabled": False, "journal.enabled": False, "feed.book": "depth",
+        "simulator.rate": 400.0, "coordination.entry_threshold": 0.05}
+
+
+async def main(args: dict) -> dict:
+    os.environ[ENV_CONFIRM] = "yes"
+    over = dict(LIVE, **{"run.data_dir": tempfile.mkdtemp(prefix="live-")}, **args.get("overrides", {}))
+    app = App(config_mod.load(None, over), fresh=True)
+    await app.start()
+    out: dict = {}
+    try:
+        await asyncio.sleep(args.get("seconds", 5.0))
+        if args.get("hold"):  # leave the broker holding +1 WDO, as a run killed right after an order would
+            link = app.live
+            t = sorted(link.executors)[0] if link.executors else app.feed.tickers[0]
+            pos = (await app.feed.router.position(link.account, t, link.exchange)).qty
+            app.pipeline.hierarchy.kill_switch(True)  # no more decisions of ours on top
+            if pos != 1:
+                await app.feed.router.send_order(link.account, t, link.exchange, "buy" if pos < 1 else "sell",
+                                                 "market", abs(1 - pos))
+            await asyncio.sleep(0.5)
+            os._exit(9)  # no stop, no save: what kill -9 leaves behind
+        if args.get("flatten"):
+            out["flatten"] = await app.on_control("flatten")
+            await asyncio.sleep(args.get("settle", 2.0))
+        await asyncio.sleep(0.5)
+        link = app.live
+        router = app.feed.router
+        tickers = sorted(set(app.feed.tickers) | set(link.executors))
+        out["broker"] = {t: (await router.position(link.account, t, link.exchange)).qty for t in tickers}
+        out["ours"] = {t: (link.executors[t].qty if t in link.executors else 0) for t in tickers}
+        snap = link.snapshot()
+        out.update({k: snap[k] for k in ("sent", "refused", "reconciled", "reconciliations", "states", "ignored",
+                                         "unknown_updates")})
+        out["fills"] = sum(ex.fills for ex in link.executors.values())
+        out["orders_at_broker"] = len(await router.orders(link.account))
+    finally:
+        await app.stop(finalize=True)
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}")))))
