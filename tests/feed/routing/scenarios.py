@@ -96,7 +96,7 @@ async def basic() -> dict:
     # a resting limit one tick below the touch fills when the tape trades through it
     rest = await r.send_order(ACC, TICKER, "F", "buy", "limit", 1, price=fill_px - 0.5)
     t0 = time.monotonic()
-    out["rest_filled"] = await until(lambda: done(sinks, rest), 8.0)
+    out["rest_filled"] = await until(lambda: done(sinks, rest), 30.0)  # the tape decides when: no hurry under load
     out["rest_s"] = time.monotonic() - t0
     out["rest"] = sinks.statuses(rest)
     out["rest_px"] = sinks.updates(rest)[-1].avg_price - (fill_px - 0.5)

@@ -23,7 +23,7 @@ def run(name: str, timeout: float = 60, **kwargs) -> dict:
 
 @pytest.fixture(scope="module")
 def basic() -> dict:
-    return run("basic")
+    return run("basic", timeout=150)
 
 
 def test_routing_structs_are_in_the_abi_tables_the_abi_test_checks():
