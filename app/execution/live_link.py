@@ -158,6 +158,11 @@ class LiveLink:
         """Cancel every working order and flatten every position at the broker (the kill switch's live half)."""
         router = self.feed.router
         t0 = time.monotonic()
+        while self._queue:  # decided before the kill switch, not sent yet: they never will be
+            self._refuse(self._queue.popleft()[0], "kill switch: not sent")
+        deadline = t0 + 2.0
+        while self.book.in_flight and time.monotonic() < deadline:  # a send already on the owner thread
+            await asyncio.sleep(0.01)
         await router.cancel_all(self.account)
         flattened = []
         for ticker in sorted(set(self.feed.tickers) | set(self.executors)):

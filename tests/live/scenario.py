@@ -29,6 +29,13 @@ async def main(args: dict) -> dict:
     out: dict = {}
     try:
         await asyncio.sleep(args.get("seconds", 5.0))
+        if args.get("stranger"):  # another program rests an order on our account; routing then drops and returns
+            link = app.live
+            t = app.feed.tickers[0]
+            last = app.pipeline.hierarchy.desk(t).market.last_price
+            await app.feed.router.send_order(link.account, t, link.exchange, "buy", "limit", 1,
+                                             price=round(last * 0.97 * 2) / 2)
+            await asyncio.sleep(args.get("after", 3.0))
         if args.get("hold"):  # leave the broker holding +1 WDO, as a run killed right after an order would
             link = app.live
             t = sorted(link.executors)[0] if link.executors else app.feed.tickers[0]

@@ -42,3 +42,12 @@ def test_after_a_crash_the_broker_position_stops_trading_and_nothing_is_sent(tmp
     r = scenario({"seconds": 3, "overrides": over})
     assert not r["reconciled"] and r["sent"] == 0  # a fresh journal says 0, the broker says +1: stop, send nothing
     assert sorted(r["broker"].values()) == [0, 1] and set(r["ours"].values()) == {0}
+
+
+def test_a_routing_reconnect_reconciles_again_and_a_stranger_order_stops_trading():
+    # another program rests an order on our account, then routing drops with it working and comes back
+    r = scenario({"seconds": 3, "stranger": True,
+                  "overrides": {"simulator.routing_drop_rate": 1.0, "simulator.routing_drop_ms": 400}})
+    assert r["reconciliations"] >= 2 and not r["reconciled"]
+    assert r["refused"] > 0 and r["states"].get("unsent", 0) == r["refused"]  # nothing went out after the stop
+    assert r["broker"] == r["ours"]  # what was filled before is booked on both sides
