@@ -102,17 +102,18 @@ async def basic() -> dict:
     out["rest_px"] = sinks.updates(rest)[-1].avg_price - (fill_px - 0.5)
     # stop-limit: triggers on a trade at or through the stop
     stop = await r.send_order(ACC, TICKER, "F", "sell", "stop_limit", 1, price=fill_px - 6, stop_price=fill_px - 0.5)
-    out["stop_filled"] = await until(lambda: done(sinks, stop), 8.0)
+    out["stop_filled"] = await until(lambda: done(sinks, stop), 30.0)
     out["stop"] = sinks.statuses(stop)
     # rejects
     rej: dict[str, Any] = {}
     for name, args in {"qty": ("market", 501, -1, -1), "band": ("limit", 1, fill_px * 1.2, -1),
                        "stop_band": ("stop_limit", 1, fill_px, fill_px * 0.8)}.items():
         lid = await r.send_order(ACC, TICKER, "F", "buy", args[0], args[1], price=args[2], stop_price=args[3])
-        await until(lambda: done(sinks, lid))
+        # the trading result is an event of its own: it may reach the loop after the final order update
+        await until(lambda: done(sinks, lid) and bool(sinks.results(lid)))
         rej[name] = (sinks.statuses(lid), sinks.updates(lid)[-1].text, [x.code_name for x in sinks.results(lid)])
     lid = await r.send_order(ACC, "WDOF30", "F", "buy", "market", 1)  # a real contract with no market running
-    await until(lambda: done(sinks, lid))
+    await until(lambda: done(sinks, lid) and bool(sinks.results(lid)))
     rej["closed"] = (sinks.statuses(lid), sinks.updates(lid)[-1].text, [x.code_name for x in sinks.results(lid)])
     try:
         await r.send_order(ACC, "PETR4X", "F", "buy", "market", 1)
