@@ -23,7 +23,6 @@ from app.execution.reconcile import Reconciliation, compare_positions, reconcile
 
 log = logging.getLogger("app.execution.live")
 
-ROUTING, BROKER_CONNECTED = 1, 5  # spec §6.1: nConnStateType routing, ROTEAMENTO_BROKER_CONNECTED
 POLL_S = 0.2
 
 
@@ -46,7 +45,9 @@ class LiveLink:
         self.reconciliations = 0
         self.sent = 0
         self.refused = 0
+        self.unknown = 0  # sends whose answer was lost with the DLL's process (resolved by reconciliation)
         self.last_refusal = ""
+        self.epoch = -1  # the router's epoch at the last reconciliation
 
     # -- wiring ---------------------------------------------------------------------------------------------------
     def executor(self, ticker: str, spec: ContractSpec) -> LiveExecutor:
@@ -63,6 +64,10 @@ class LiveLink:
         self.feed, self.pipeline = feed, pipeline
         if feed.router is None:
             raise RuntimeError("live routing: the feed has no router (feed.routing must be true)")
+        router = feed.router
+        deadline = time.monotonic() + self.cfg.feed.connect_timeout
+        while not router.connected and time.monotonic() < deadline:  # routing may log in after the market
+            await asyncio.sleep(0.05)
         await self.reconcile()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="live-orders")
 
@@ -78,15 +83,25 @@ class LiveLink:
     # -- reconciliation -------------------------------------------------------------------------------------------
     async def reconcile(self) -> Reconciliation:
         router = self.feed.router
+        self.epoch = router.epoch  # read first: a reconnect during what follows makes the next send reconcile again
+        if not router.connected:
+            rec = Reconciliation(["routing is not connected to the broker"])
+            self._after(rec)
+            return rec
         orders = await router.orders(self.account)
         fees = {t: ex.spec.fee for t, ex in self.executors.items()}
         fills = []
-        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)))
+        answers = await router.lookup([o.client_id for o in self.book.sending()])
+        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)), answers)
         tickers = sorted(set(self.feed.tickers) | set(self.executors))
         positions = [await router.position(self.account, t, self.exchange) for t in tickers]
         ours = {t: self._ours(t) for t in tickers}
         compare_positions(rec, ours, positions)
         self.pipeline.on_routing(list(positions) + fills)
+        self._after(rec)
+        return rec
+
+    def _after(self, rec: Reconciliation) -> None:
         self.reconciliations += 1
         self.last = rec
         self.reconciled = rec.ok
@@ -95,7 +110,6 @@ class LiveLink:
         else:
             self.pipeline.hierarchy.kill_switch(True)
             log.error("live: %s", rec.line)
-        return rec
 
     def _ours(self, ticker: str) -> int:
         ex = self.executors.get(ticker)
@@ -116,29 +130,39 @@ class LiveLink:
 
     # -- sending --------------------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        from app.feed.profitdll.routing import RoutingError
+        from app.feed.profitdll.routing import RoutingError, RoutingMoved, SendUnknown
 
-        session = self.feed.router.session
-        was_connected = True
+        router = self.feed.router
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            connected = session.conn_state.get(ROUTING) == BROKER_CONNECTED
-            if connected and not was_connected:
+            if router.epoch != self.epoch and router.connected:
                 log.warning("live: routing connection back; reconciling before any new order")
                 await self.reconcile()
-            was_connected = connected
             while self._queue:
                 o, order = self._queue.popleft()
                 if not self.reconciled:
                     self._refuse(o, "reconciliation with the broker disagreed: trading stopped")
                     continue
+                if router.epoch != self.epoch or not router.connected:
+                    self._refuse(o, "routing reconnecting: not reconciled yet")
+                    continue
                 try:
-                    local_id = await self.feed.router.send_order(self.account, o.ticker, self.exchange, o.side,
-                                                                 "market", o.qty)
+                    local_id = await router.send_order(self.account, o.ticker, self.exchange, o.side, "market",
+                                                       o.qty, client_id=o.client_id, epoch=self.epoch)
+                except SendUnknown as exc:
+                    # the DLL's process died with the call in flight: the order may exist. It stays `sending`
+                    # until reconciliation (forced now) finds what SendOrder answered
+                    log.error("live: order %s: %s; reconciling before anything else is sent", o.client_id, exc)
+                    self.unknown += 1
+                    self.epoch = -1
+                    continue
+                except RoutingMoved as exc:
+                    self._refuse(o, str(exc))
+                    continue
                 except RoutingError as exc:
                     self._refuse(o, str(exc))
                     continue
@@ -181,5 +205,5 @@ class LiveLink:
     def snapshot(self) -> dict[str, Any]:
         return {"account": self.account.account, "broker": self.account.broker, "reconciled": self.reconciled,
                 "reconciliations": self.reconciliations, "last_reconciliation": self.last.line if self.last else "",
-                "sent": self.sent, "refused": self.refused, "last_refusal": self.last_refusal,
+                "sent": self.sent, "refused": self.refused, "unknown": self.unknown, "last_refusal": self.last_refusal,
                 **self.book.snapshot()}

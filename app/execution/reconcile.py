@@ -4,9 +4,11 @@ reconnect). A difference stops trading: the caller turns the kill switch on and 
 What is compared, and why in this order:
 1. Orders we know by the DLL's local id take the broker's latest state (fills that happened while we were away
    become Fills through the same state machine as live updates).
-2. Orders we journaled but never saw a local id for (a crash between the intent and SendOrder's return) are looked
-   for among the broker's orders we do not know: the oldest one with the same ticker, side and quantity is adopted;
-   none = it never reached the DLL, and it is never sent again (the next decision sends what is still needed).
+2. Orders we never saw a local id for (the DLL's process died between the intent and SendOrder's return): the send
+   ledger (app.feed.profitdll.send_ledger) says exactly whether SendOrder was reached and what it answered. Only
+   when it cannot (the intent is there, the answer is not) is the order looked for among the broker's orders we do
+   not know: the oldest one with the same ticker, side and quantity is adopted; none = it never reached the broker.
+   Either way it is never sent again (the next decision sends what is still needed).
 3. A working order at the broker that is not ours, or one of ours the broker does not list, is a difference.
 4. Finally the position per ticker: ours after step 1-2 against the broker's.
 """
@@ -39,9 +41,11 @@ class Reconciliation:
 
 
 def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[str, float],
-              apply_fill) -> Reconciliation:
+              apply_fill, answers: dict[str, int | None] | None = None) -> Reconciliation:
     """Bring `book` to the broker's state; `apply_fill(fill)` books each caught-up fill into our position (it must
-    be applied before the position comparison). `fee_for` maps ticker -> R$ per contract."""
+    be applied before the position comparison). `fee_for` maps ticker -> R$ per contract. `answers`: the send
+    ledger's word on each order still `sending` (None never reached SendOrder, 0 unknown, > 0 its local id, < 0
+    refused)."""
     out = Reconciliation()
     latest: dict[int, OrderUpdate] = {}
     for u in broker_orders:  # the broker may list an order more than once: keep its most advanced state
@@ -58,8 +62,26 @@ def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[s
         if f is not None:
             out.fills.append(f)
             apply_fill(f)
-    strangers = sorted((u for lid, u in latest.items() if lid not in book.by_local), key=lambda u: u.local_id)
+    answers = answers or {}
     for o in sorted(book.sending(), key=lambda o: o.n):
+        answer = answers.get(o.client_id)
+        if answer is None or answer < 0:
+            if o.client_id in answers:  # the ledger knows: never reached SendOrder, or the DLL refused it
+                book.not_sent(o, "never reached SendOrder" if answer is None else f"SendOrder refused it ({answer})")
+                out.unsent.append(o.client_id)
+        elif answer > 0:
+            book.sent(o, answer)
+            out.adopted.append(o.client_id)
+            u = latest.get(answer)
+            if u is None:
+                out.differences.append(f"our order {o.client_id} (local id {answer}) is not at the broker")
+                continue
+            f = book.apply(u, fee_for.get(o.ticker, 0.0))
+            if f is not None:
+                out.fills.append(f)
+                apply_fill(f)
+    strangers = sorted((u for lid, u in latest.items() if lid not in book.by_local), key=lambda u: u.local_id)
+    for o in sorted(book.sending(), key=lambda o: o.n):  # what the ledger could not say: by the broker's list
         match = next((u for u in strangers if u.ticker == o.ticker and u.side == o.side and u.qty == o.qty), None)
         if match is None:
             book.not_sent(o, "not at the broker after a restart: never sent")

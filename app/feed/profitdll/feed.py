@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from app.config import Config
@@ -12,6 +13,7 @@ from app.feed.base import FeedError, Sink
 from app.feed.bridge import Bridge
 from app.feed.profitdll import abi, credentials, library
 from app.feed.profitdll.routing import Router
+from app.feed.profitdll.send_ledger import LEDGER_FILE
 from app.feed.profitdll.session import DllSession
 from app.feed.tickers import resolve
 
@@ -73,7 +75,7 @@ class ProfitDllFeed:
             log.info("%s returned NL_OK; waiting for the market connection", session.init_mode)
         await self._wait_connected(feed_cfg.connect_timeout)
         if password is not None:
-            self.router = Router(session, password)
+            self.router = Router(session, password, Path(self.cfg.run.data_dir) / LEDGER_FILE)
         if session.server_clock_offset_s is None and self.clock_follows_machine():
             await session.check_clock()
         self.tickers = resolve(feed_cfg.tickers, date.today())

@@ -11,6 +11,7 @@ fields point into Python strings that must outlive it, and the DLL writes Messag
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from app.events import BrokerPosition, OrderUpdate, RoutingAccount
@@ -20,6 +21,7 @@ from app.feed.profitdll import routing_abi as rabi
 from app.feed.profitdll.credentials import RoutingPassword
 from app.feed.profitdll.errors import code_name
 from app.feed.profitdll.routing_callbacks import order_update, utf16
+from app.feed.profitdll.send_ledger import SendLedger
 
 if TYPE_CHECKING:
     from app.feed.profitdll.session import DllSession
@@ -47,6 +49,22 @@ class RoutingError(Exception):
         self.code, self.name, self.detail = code, name, detail
 
 
+class RoutingMoved(RoutingError):
+    """The routing connection came back (or the DLL's process was replaced) since the caller last reconciled: the
+    order was not sent, because the broker's view may have changed in between."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0, "RoutingReconnected", detail)
+
+
+class SendUnknown(RoutingError):
+    """This client id reached SendOrder before and its answer was lost (a crash in between): never sent again;
+    reconciliation finds it at the broker or not."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0, "OutcomeUnknown", detail)
+
+
 def _check(what: str, rc: int) -> int:
     if rc < 0:
         raise RoutingError(rc, code_name(rc), what)
@@ -60,20 +78,65 @@ def _account_id(acc: AccountRef) -> rabi.TConnectorAccountIdentifier:
 class Router:
     """Routing calls of one DllSession. Every `_dll_*` body runs on the owner thread only."""
 
-    def __init__(self, session: "DllSession", password: RoutingPassword) -> None:
+    def __init__(self, session: "DllSession", password: RoutingPassword, ledger_path: Path | None = None) -> None:
         self.session = session
         self._password = password  # never logged: RoutingPassword's repr is masked
+        # client id -> what SendOrder answered, across processes (send_ledger.py); opened by the first send that
+        # carries a client id, so routing used without client ids (tests, tools) writes nothing
+        self.ledger_path = ledger_path
+        self.ledger: SendLedger | None = None
         self.last_message_id = 0
+
+    def _ledger(self) -> SendLedger | None:
+        if self.ledger is None and self.ledger_path is not None:
+            self.ledger = SendLedger(self.ledger_path)
+        return self.ledger
+
+    @property
+    def connected(self) -> bool:
+        return self.session.conn_state.get(abi.CONN_ROUTING) == abi.ROUTING_BROKER_CONNECTED
+
+    @property
+    def epoch(self) -> int:
+        """Changes whenever routing reaches the broker again: reconcile before sending for a new value."""
+        return self.session.routing_connects
 
     def __repr__(self) -> str:
         return f"Router(session={self.session.lib.path!r})"
 
     # -- owner-thread bodies ------------------------------------------------------------------------------------
     def _dll_send(self, acc: AccountRef, ticker: str, exchange: str, side: str, order_type: str, qty: int,
-                  price: float, stop_price: float) -> int:
+                  price: float, stop_price: float, client_id: str = "", epoch: int | None = None) -> int:
         if side not in rabi.SIDE_V1 or order_type not in rabi.ORDER_TYPE_V1:
             raise ValueError(f"side must be buy|sell and order_type market|limit|stop_limit, got {side!r}, "
                              f"{order_type!r}")
+        what = f"SendOrder {side} {qty} {ticker} {order_type}"
+        # checked here, on the owner thread, right before the call: nothing can reconnect in between
+        if epoch is not None and epoch != self.session.routing_connects:
+            raise RoutingMoved(f"{what}: routing reconnected since the last reconciliation")
+        ledger = self._ledger() if client_id else None
+        if ledger is not None:
+            prior = ledger.lookup(client_id)
+            if prior is not None:
+                if prior > 0:  # sent before, by this or an earlier process: the same order, not a second one
+                    ledger.deduplicated += 1
+                    return prior
+                if prior == 0:
+                    raise SendUnknown(f"{what}: client id {client_id} reached SendOrder before, answer lost")
+                raise RoutingError(prior, code_name(prior), f"{what} (refused before)")
+            ledger.intent(client_id, what)
+        try:
+            local_id = self._dll_send_now(acc, ticker, exchange, side, order_type, qty, price, stop_price, what)
+        except RoutingError as exc:
+            if ledger is not None:
+                ledger.answer(client_id, exc.code)
+            raise
+        if ledger is not None:
+            ledger.answer(client_id, local_id)
+        return local_id
+
+    def _dll_send_now(self, acc: AccountRef, ticker: str, exchange: str, side: str, order_type: str, qty: int,
+                      price: float, stop_price: float, what: str) -> int:
         s = rabi.TConnectorSendOrder()
         s.Version = 2  # V2: the DLL writes the MessageID that its TradingResult will carry
         s.AccountID = _account_id(acc)
@@ -83,7 +146,7 @@ class Router:
         s.Price = -1.0 if order_type == "market" else float(price)  # market: -1; non-stop: stop -1 (spec §3.4)
         s.StopPrice = float(stop_price) if order_type == "stop_limit" else -1.0
         s.Quantity = int(qty)
-        local_id = _check(f"SendOrder {side} {qty} {ticker} {order_type}", self.session.lib.SendOrder(ctypes.byref(s)))
+        local_id = _check(what, self.session.lib.SendOrder(ctypes.byref(s)))
         self.last_message_id = s.MessageID
         return local_id
 
@@ -179,10 +242,18 @@ class Router:
     # -- loop-side API ------------------------------------------------------------------------------------------
     async def send_order(self, account: AccountRef, ticker: str, exchange: str,
                          side: Literal["buy", "sell"], order_type: Literal["market", "limit", "stop_limit"], qty: int,
-                         price: float = -1, stop_price: float = -1) -> int:
-        """The DLL's local order id (> 0); progress arrives as OrderUpdate events."""
+                         price: float = -1, stop_price: float = -1, client_id: str = "",
+                         epoch: int | None = None) -> int:
+        """The DLL's local order id (> 0); progress arrives as OrderUpdate events. With `client_id` (and a ledger)
+        a second send of the same id returns the first one's local id instead of sending; with `epoch`, the send is
+        refused (RoutingMoved) if routing reconnected since that epoch."""
         return await self.session.owner.call(self._dll_send, account, ticker, exchange, side, order_type, qty, price,
-                                             stop_price)
+                                             stop_price, client_id, epoch)
+
+    async def lookup(self, client_ids: list[str]) -> dict[str, int | None]:
+        """What the ledger says of each client id (send_ledger.lookup); all None without a ledger."""
+        ledger = await self.session.owner.call(self._ledger)
+        return {c: (ledger.lookup(c) if ledger is not None else None) for c in client_ids}
 
     async def change_order(self, account: AccountRef, local_id: int, price: float, stop_price: float,
                            qty: int) -> int:

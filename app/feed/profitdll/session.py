@@ -58,6 +58,9 @@ class DllSession:
         self.owner = owner
         self.bridge: Bridge | None = None  # read by the callback thread, set by the loop
         self.conn_state: dict[int, int] = {}  # conn_type -> last result, written by the state callback
+        # how many times routing reached ROUTING_BROKER_CONNECTED after anything else: an order sent for an older
+        # value is refused (the broker's view may have changed in between and was not reconciled yet)
+        self.routing_connects = 0
         self.invalid_tickers: set[str] = set()
         self.callbacks = Callbacks(self, depth_levels, keep_thread_state, flush_add_ends_bracket)
         self.routing_callbacks = RoutingCallbacks(self)
@@ -117,7 +120,10 @@ class DllSession:
     def on_state(self, conn_type: int, result: int) -> None:
         """Runs inside the state callback (DLL thread, or the owner thread inside DLLFinalize): bookkeeping only;
         the resubscription it may need is posted to the owner thread, never called from here."""
+        previous = self.conn_state.get(conn_type)
         self.conn_state[conn_type] = result
+        if conn_type == abi.CONN_ROUTING and result == abi.ROUTING_BROKER_CONNECTED and previous != result:
+            self.routing_connects += 1
         if conn_type != abi.CONN_MARKET:
             return
         if result == abi.MARKET_CONNECTED:
