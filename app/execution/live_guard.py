@@ -32,9 +32,6 @@ def refusal(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:
                 f"feed.kind is {feed.kind!r}")
     if not feed.routing:
         return "execution.mode = \"live\" needs feed.routing = true (a routing login); set it in config.toml"
-    if feed.isolation != "thread":
-        return ("execution.mode = \"live\" needs feed.isolation = \"thread\": the process-isolated DLL child does not "
-                "carry order routing yet")
     if not ex.account or ex.broker <= 0:
         return ("execution.mode = \"live\" needs execution.account and execution.broker (your routing account and "
                 "its broker id, as the DLL lists them); set both in config.toml")

@@ -24,7 +24,6 @@ def test_paper_is_never_refused_and_the_complete_live_setup_passes():
 @pytest.mark.parametrize("change,env,needle", [
     ({"feed__kind": "replay"}, ENV, "feed.kind"),
     ({"feed__routing": False}, ENV, "feed.routing"),
-    ({"feed__isolation": "process"}, ENV, "feed.isolation"),
     ({"execution__account": ""}, ENV, "execution.account"),
     ({"execution__broker": 0}, ENV, "execution.broker"),
     ({"risk__max_order_qty": 0}, ENV, "risk.max_order_qty"),

@@ -21,6 +21,22 @@ LIVE = {"execution.mode": "live", "feed.kind": "simulator", "feed.routing": True
         "simulator.rate": 400.0, "coordination.entry_threshold": 0.05}
 
 
+async def wait_reconciled(app: App, timeout: float) -> None:
+    """Until the live link reconciled with the current child's routing (or the timeout)."""
+    link, loop = app.live, asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    await asyncio.sleep(0.3)
+    while loop.time() < deadline and not (app.feed.router.connected and link.epoch == app.feed.router.epoch):
+        await asyncio.sleep(0.05)
+
+
+def dup_orders(at_broker: list, link) -> int:
+    """Orders at the broker beyond one per order of ours that reached it: a second send of the same intent."""
+    ours = {o.local_id for o in link.book.by_client.values() if o.local_id}
+    theirs = {u.local_id for u in at_broker}
+    return len(theirs - ours)
+
+
 async def main(args: dict) -> dict:
     os.environ[ENV_CONFIRM] = "yes"
     over = dict(LIVE, **{"run.data_dir": tempfile.mkdtemp(prefix="live-")}, **args.get("overrides", {}))
@@ -28,7 +44,12 @@ async def main(args: dict) -> dict:
     await app.start()
     out: dict = {}
     try:
-        await asyncio.sleep(args.get("seconds", 5.0))
+        kills = args.get("kill_child", 0)  # process isolation: the feed child (DLL, broker link) dies N times
+        for _ in range(kills):
+            await asyncio.sleep(args.get("seconds", 5.0) / (kills + 1))
+            app.feed.kill_child()
+            await wait_reconciled(app, 30.0)
+        await asyncio.sleep(args.get("seconds", 5.0) / (kills + 1))
         if args.get("stranger"):  # another program rests an order on our account; routing then drops and returns
             link = app.live
             t = app.feed.tickers[0]
@@ -57,7 +78,8 @@ async def main(args: dict) -> dict:
         out["ours"] = {t: (link.executors[t].qty if t in link.executors else 0) for t in tickers}
         snap = link.snapshot()
         out.update({k: snap[k] for k in ("sent", "refused", "reconciled", "reconciliations", "states", "ignored",
-                                         "unknown_updates")})
+                                         "unknown_updates", "unknown")})
+        out["dup_orders"] = dup_orders(await router.orders(link.account), link)
         out["fills"] = sum(ex.fills for ex in link.executors.values())
         out["orders_at_broker"] = len(await router.orders(link.account))
     finally:

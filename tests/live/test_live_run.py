@@ -51,3 +51,13 @@ def test_a_routing_reconnect_reconciles_again_and_a_stranger_order_stops_trading
     assert r["reconciliations"] >= 2 and not r["reconciled"]
     assert r["refused"] > 0 and r["states"].get("unsent", 0) == r["refused"]  # nothing went out after the stop
     assert r["broker"] == r["ours"]  # what was filled before is booked on both sides
+
+
+def test_process_isolation_routes_orders_and_survives_child_kills(tmp_path):
+    # the DLL (and the broker link) lives in the feed child; it is killed 3 times while orders flow
+    over = {"feed.isolation": "process", "simulator.routing_state_file": str(tmp_path / "broker.bin"),
+            "feed.restart_backoff": 0.2}
+    r = scenario({"seconds": 8, "kill_child": 3, "flatten": True, "overrides": over}, timeout=180)
+    assert r["reconciled"] and r["reconciliations"] >= 4 and r["sent"] > 10
+    assert r["dup_orders"] == 0 and r["unknown_updates"] == 0
+    assert r["broker"] == r["ours"] and set(r["broker"].values()) == {0}

@@ -41,7 +41,7 @@ from app.cli import EXIT_CONFIG, EXIT_FEED
 from app.config import Config
 from app.events import Trade
 from app.feed.base import FeedError
-from app.feed.process import protocol
+from app.feed.process import protocol, routing_remote
 from app.feed.process.dedupe import Dedupe
 from app.loops import run as run_loop
 
@@ -201,6 +201,8 @@ class Child:
             loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         except (NotImplementedError, RuntimeError):  # Windows: the parent uses the stop command
             pass
+        if self.cfg.feed.routing:  # order updates go to the parent on their own message kind, in order
+            self.feed.set_routing_sink(lambda events: sender.send_obj(protocol.ROUTING, events))
         helpers = [loop.create_task(self._commands(), name="commands"),
                    loop.create_task(self._heartbeat(), name="heartbeat")]
         code, error, started = 0, "", False
@@ -288,6 +290,10 @@ class Child:
                 self.stopping.set()
                 continue
             command_id, *rest = args
+            if verb == protocol.ROUTE:  # runs on the DLL owner thread; the reply is the acknowledgement
+                reply = await routing_remote.serve(getattr(self.feed, "router", None), rest[0])
+                await control.send_multipart([protocol.REPLY, command_id, msgspec.msgpack.encode(reply)])
+                continue
             reply: dict[str, Any] = {"ok": True, "error": ""}
             try:
                 if verb == protocol.SUBSCRIBE:

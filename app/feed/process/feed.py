@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any, Sequence
 
 import msgspec
 
 from app.config import Config
-from app.events import InputEvent
+from app.events import InputEvent, RoutingEvent
 from app.feed.base import FeedError, Sink
 from app.feed.clock import now_ns
 from app.feed.process import protocol
 from app.feed.process.dedupe import Dedupe
+from app.feed.process.routing_remote import RemoteRouter
 from app.feed.process.supervisor import ChildHandle, Supervisor
 from app.metrics import LatencyHistogram
 
@@ -49,6 +51,32 @@ class ProcessFeed:
         self._desired: list[str] | None = None  # what a restarted child subscribes
         self._sink: Sink | None = None
         self._decode = msgspec.msgpack.Decoder(list[InputEvent]).decode
+        # feed.routing: orders go to the child's DLL (routing_remote.py); its order updates come back in order
+        self.router: RemoteRouter | None = RemoteRouter(self) if cfg.feed.routing else None
+        self.routing_sink: Any = None
+        self.routing_held: deque[Any] = deque()  # routing events that came before a routing sink was set
+        self.routing_events = 0
+        self._decode_routing = msgspec.msgpack.Decoder(list[RoutingEvent]).decode
+
+    def set_routing_sink(self, sink: Any) -> None:
+        self.routing_sink = sink
+        if self.routing_held:
+            held = list(self.routing_held)
+            self.routing_held.clear()
+            sink(held)
+
+    def _deliver_routing(self, payload: bytes) -> None:
+        try:
+            events = self._decode_routing(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.decode_errors += 1
+            log.error("undecodable routing events from the feed child (%s)", exc)
+            return
+        self.routing_events += len(events)
+        if self.routing_sink is None:
+            self.routing_held.extend(events)
+        else:
+            self.routing_sink(events)
 
     async def start(self, sink: Sink) -> None:
         if self.supervisor is not None:
@@ -56,7 +84,8 @@ class ProcessFeed:
         self._sink = sink
         self.done.clear()
         self._desired = None
-        self.supervisor = Supervisor(self.cfg, self._deliver, self._next_child, self.faults, self.done.set)
+        self.supervisor = Supervisor(self.cfg, self._deliver, self._next_child, self.faults, self.done.set,
+                                     self._deliver_routing)
         try:
             info = await self.supervisor.start()
         except BaseException:
@@ -167,6 +196,8 @@ class ProcessFeed:
             "mean_batch": round(self.events / self.messages, 2) if self.messages else 0.0,
             "bytes": self.bytes,
             "decode_errors": self.decode_errors,
+            **({"routing_events": self.routing_events, "routing_calls": self.router.calls,
+                "sends_unanswered": self.router.unknown} if self.router is not None else {}),
             "child_sender": latest.get("sender", {}),
             "child_dropped_events": sum(s.get("sender", {}).get("dropped_events", 0) for s in all_stats),
         }

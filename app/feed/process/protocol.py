@@ -9,8 +9,11 @@ so nothing an old child still had in flight can mix with the new one's stream):
   `ready`   msgpack dict, once: the feed started and the tickers are subscribed;
   `error`   utf-8 text, once, just before the child exits non-zero;
   `bye`     msgpack dict (final stats), once, after a graceful stop: nothing follows it.
+  `routing` msgpack list of RoutingEvents (order updates, trading results, accounts): one routing drain = one message.
 - control (parent PAIR <-> child PAIR): commands [verb, *args] to the child, [`reply`, msgpack {ok, error}] back.
   Commands never wait behind market data because they travel on their own socket.
+  `route` carries one Router call, msgpack {op, args}; its reply adds `value` (msgpack-able) or, on failure,
+  `kind` (RoutingError, RoutingMoved, SendUnknown), `code`, `name`, `detail` (routing_remote.py).
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import os
 import sys
 
 EVENTS, STATS, READY, ERROR, BYE, REPLY = b"events", b"stats", b"ready", b"error", b"bye", b"reply"
-STOP, SUBSCRIBE, UNSUBSCRIBE = b"stop", b"subscribe", b"unsubscribe"
+ROUTING = b"routing"
+STOP, SUBSCRIBE, UNSUBSCRIBE, ROUTE = b"stop", b"subscribe", b"unsubscribe", b"route"
 
 # messages (one per bridge drain) queued per direction before a send would fail; the peer is a local process, so
 # this only fills when the parent's loop stalls for a long time

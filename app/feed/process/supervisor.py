@@ -41,6 +41,7 @@ _TICK = 0.05  # seconds between checks of a child's health
 _TERM_GRACE = 3.0  # seconds a child gets to finalize after SIGTERM before SIGKILL
 _STOP_TIMEOUT = 10.0  # seconds a graceful stop may take before the child is killed
 _MARKET, _CONNECTED, _PERFORMANCE_WARNING, _PARTIAL_CONNECTED = 2, 4, 5, 6
+_ROUTING, _BROKER_CONNECTED = 1, 5
 # where the `app` package lives, so the child imports the same code however the parent was started
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
@@ -84,6 +85,11 @@ class ChildHandle:
         self.lost_name = ""
         self.messages = 0
         self.reader: asyncio.Task[None] | None = None
+        self.on_routing: Callable[[bytes], None] = lambda payload: None
+        # routing as the child's State events say (the same rule as DllSession.routing_connects, which the child
+        # checks each send against)
+        self.routing_state = -1
+        self.routing_connects = 0
         self._lock = asyncio.Lock()
         self._files: list[Path] = []
 
@@ -135,6 +141,8 @@ class ChildHandle:
                 except Exception as exc:  # like a failing drain in thread mode: reported, the stream goes on
                     asyncio.get_running_loop().call_exception_handler(
                         {"message": "feed sink failed on a batch from the child", "exception": exc})
+            elif kind == protocol.ROUTING:
+                self.on_routing(payload)
             elif kind == protocol.STATS:
                 self.stats = decode(payload)
             elif kind == protocol.READY:
@@ -152,6 +160,11 @@ class ChildHandle:
 
     def on_state(self, ev: State) -> None:
         """Called for every State the child forwards, before the batch reaches the sink."""
+        if ev.conn_type == _ROUTING:
+            if ev.result == _BROKER_CONNECTED and self.routing_state != ev.result:
+                self.routing_connects += 1
+            self.routing_state = ev.result
+            return
         if ev.conn_type != _MARKET:
             return
         if ev.result == _CONNECTED:
@@ -203,18 +216,37 @@ class ChildHandle:
 
     async def command(self, verb: bytes, *args: str, timeout: float = 10.0) -> None:
         """Run a command in the child and wait for its reply; FeedError when it fails."""
+        reply = await self.request(verb, *(a.encode() for a in args), timeout=timeout)
+        if not reply.get("ok"):
+            raise FeedError(f"feed child: {verb.decode()} {' '.join(args)} failed: {reply.get('error')}")
+
+    async def request(self, verb: bytes, *args: bytes, timeout: float = 10.0) -> dict[str, Any]:
+        """Send one command and return the child's reply as a dict; TimeoutError when none comes in time (the
+        child died or hangs: the command may or may not have run)."""
         async with self._lock:
             command_id = str(next(self._ids)).encode()
-            await asyncio.wait_for(self.control.send_multipart([verb, command_id, *(a.encode() for a in args)]),
-                                   timeout)
+            await asyncio.wait_for(self.control.send_multipart([verb, command_id, *args]), timeout)
             deadline = time.monotonic() + timeout
             while True:
-                frames = await asyncio.wait_for(self.control.recv_multipart(), max(0.0, deadline - time.monotonic()))
+                frames = await asyncio.wait_for(self._recv_reply(), max(0.0, deadline - time.monotonic()))
                 if len(frames) == 3 and frames[0] == protocol.REPLY and frames[1] == command_id:
                     break  # an earlier, timed-out command's late reply is skipped
-            reply = msgspec.msgpack.decode(frames[2])
-            if not reply.get("ok"):
-                raise FeedError(f"feed child: {verb.decode()} {' '.join(args)} failed: {reply.get('error')}")
+            return msgspec.msgpack.decode(frames[2])
+
+    async def _recv_reply(self) -> list[bytes]:
+        """The control socket's next message, or TimeoutError as soon as the child is gone (a dead child never
+        answers: waiting out the whole timeout would only hold up whoever asked)."""
+        recv = asyncio.ensure_future(self.control.recv_multipart())
+        try:
+            while True:
+                done, _ = await asyncio.wait([recv], timeout=_TICK)
+                if done:
+                    return recv.result()
+                if not self.alive:
+                    raise asyncio.TimeoutError("the feed child exited")
+        finally:
+            if not recv.done():
+                recv.cancel()
 
     def signal(self, sig: int) -> None:
         if self.alive:
@@ -290,8 +322,9 @@ class Supervisor:
 
     def __init__(self, cfg: Config, deliver: Callable[[ChildHandle, bytes], None],
                  child_args: Callable[[], tuple[list[str] | None, dict[str, tuple[int, int]]]], faults: list[str],
-                 on_give_up: Callable[[], None]) -> None:
+                 on_give_up: Callable[[], None], on_routing: Callable[[bytes], None] | None = None) -> None:
         self.cfg = cfg
+        self.on_routing = on_routing
         self.deliver = deliver
         self.child_args = child_args  # (tickers a new child subscribes or None for feed.tickers, resume point)
         self.faults = faults
@@ -325,6 +358,8 @@ class Supervisor:
     async def _spawn(self) -> tuple[ChildHandle, dict[str, Any]]:
         assert self.ctx is not None
         child = ChildHandle(self.ctx, self.incarnations, self.deliver, self.cfg)
+        if self.on_routing is not None:
+            child.on_routing = self.on_routing
         faults = self.faults if self.incarnations == 0 else []
         self.incarnations += 1
         self.child = child
