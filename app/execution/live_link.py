@@ -20,6 +20,8 @@ from app.execution.contracts import ContractSpec, spec_for
 from app.execution.live import LiveExecutor
 from app.execution.order_book import LiveOrder, OrderBook
 from app.execution.reconcile import Reconciliation, compare_positions, reconcile
+from app.feed.clock import now_ns
+from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.execution.live")
 
@@ -48,6 +50,7 @@ class LiveLink:
         self.unknown = 0  # sends whose answer was lost with the DLL's process (resolved by reconciliation)
         self.last_refusal = ""
         self.epoch = -1  # the router's epoch at the last reconciliation
+        self.send_latency = LatencyHistogram()  # decision (submit) -> SendOrder returned, on the owner thread
 
     # -- wiring ---------------------------------------------------------------------------------------------------
     def executor(self, ticker: str, spec: ContractSpec) -> LiveExecutor:
@@ -56,6 +59,7 @@ class LiveLink:
         return ex
 
     def submit(self, o: LiveOrder, order: Order) -> None:
+        o.decided_ns = now_ns()
         self._queue.append((o, order))
         self._wake.set()
 
@@ -65,6 +69,7 @@ class LiveLink:
         if feed.router is None:
             raise RuntimeError("live routing: the feed has no router (feed.routing must be true)")
         router = feed.router
+        router.on_sent = self.book.returned  # a RemoteRouter never calls it: its owner thread is in the child
         deadline = time.monotonic() + self.cfg.feed.connect_timeout
         while not router.connected and time.monotonic() < deadline:  # routing may log in after the market
             await asyncio.sleep(0.05)
@@ -168,6 +173,8 @@ class LiveLink:
                     continue
                 early = self.book.sent(o, local_id)
                 self.sent += 1
+                if o.sent_ns:
+                    self.send_latency.record(o.sent_ns - o.decided_ns)
                 if early:  # what the DLL reported before SendOrder returned, fills included
                     self.pipeline.on_routing(early)
 
@@ -206,4 +213,5 @@ class LiveLink:
         return {"account": self.account.account, "broker": self.account.broker, "reconciled": self.reconciled,
                 "reconciliations": self.reconciliations, "last_reconciliation": self.last.line if self.last else "",
                 "sent": self.sent, "refused": self.refused, "unknown": self.unknown, "last_refusal": self.last_refusal,
+                "send_latency": self.send_latency.summary_us(),
                 **self.book.snapshot()}

@@ -56,6 +56,8 @@ class LiveOrder:
     text: str = ""
     updates: int = 0
     ignored: dict[str, int] = field(default_factory=dict)  # duplicate / stale / after_terminal
+    decided_ns: int = 0  # now_ns() when the executor handed it to LiveLink.submit: the decision
+    sent_ns: int = 0  # now_ns() on the DLL owner thread right after SendOrder returned it (0: not sent, or remote)
 
     @property
     def done(self) -> bool:
@@ -101,6 +103,13 @@ class OrderBook:
         early = self.early.pop(local_id, [])
         self.early_held -= len(early)
         return early
+
+    def returned(self, client_id: str, ns: int) -> None:
+        """Router's hook, called on the DLL owner thread: a single attribute write, which the loop reads only after
+        that send's result reached it (so the stamp is there and never torn)."""
+        o = self.by_client.get(client_id)
+        if o is not None:
+            o.sent_ns = ns
 
     def not_sent(self, o: LiveOrder, why: str) -> None:
         """SendOrder refused it (a negative code) or reconciliation found it never reached the DLL."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Protocol
 
 from app.events import BrokerPosition, OrderUpdate, RoutingAccount
 from app.feed.clock import now_ns
@@ -86,6 +86,10 @@ class Router:
         self.ledger_path = ledger_path
         self.ledger: SendLedger | None = None
         self.last_message_id = 0
+        self.returned_ns = 0  # owner thread: now_ns() right after the last SendOrder returned
+        # called on the owner thread with (client id, returned_ns) after each send that reached the DLL: how the
+        # caller times decision -> SendOrder returned without another round trip (LiveLink's send_latency)
+        self.on_sent: Callable[[str, int], None] | None = None
 
     def _ledger(self) -> SendLedger | None:
         if self.ledger is None and self.ledger_path is not None:
@@ -133,6 +137,11 @@ class Router:
             raise
         if ledger is not None:
             ledger.answer(client_id, local_id)
+        if self.on_sent is not None and client_id:
+            try:
+                self.on_sent(client_id, self.returned_ns)
+            except Exception:  # noqa: BLE001 - the order is out: a timing hook must not turn it into a failed send
+                pass
         return local_id
 
     def _dll_send_now(self, acc: AccountRef, ticker: str, exchange: str, side: str, order_type: str, qty: int,
@@ -146,7 +155,9 @@ class Router:
         s.Price = -1.0 if order_type == "market" else float(price)  # market: -1; non-stop: stop -1 (spec §3.4)
         s.StopPrice = float(stop_price) if order_type == "stop_limit" else -1.0
         s.Quantity = int(qty)
-        local_id = _check(what, self.session.lib.SendOrder(ctypes.byref(s)))
+        rc = self.session.lib.SendOrder(ctypes.byref(s))
+        self.returned_ns = now_ns()
+        local_id = _check(what, rc)
         self.last_message_id = s.MessageID
         return local_id
 
