@@ -89,6 +89,8 @@ class LiveLink:
     async def reconcile(self) -> Reconciliation:
         router = self.feed.router
         self.epoch = router.epoch  # read first: a reconnect during what follows makes the next send reconcile again
+        while self._queue:  # decided against a broker view not confirmed yet; what is left `sending` was dispatched
+            self._refuse(self._queue.popleft()[0], "decided before this reconciliation: not sent")
         if not router.connected:
             rec = Reconciliation(["routing is not connected to the broker"])
             self._after(rec)
@@ -155,6 +157,7 @@ class LiveLink:
                 if router.epoch != self.epoch or not router.connected:
                     self._refuse(o, "routing reconnecting: not reconciled yet")
                     continue
+                o.dispatched = True
                 try:
                     local_id = await router.send_order(self.account, o.ticker, self.exchange, o.side, "market",
                                                        o.qty, client_id=o.client_id, epoch=self.epoch)
@@ -202,6 +205,7 @@ class LiveLink:
                 # booked as one of ours, working: its fills then move our position, and the kill switch's own
                 # flattening order (from the committed position, now zero) is not sent on top of it
                 o = self.book.new(ticker, "sell" if pos.qty > 0 else "buy", abs(pos.qty), 0)
+                o.dispatched = True
                 early = self.book.sent(o, await router.zero_position(self.account, ticker, self.exchange))
                 if early:
                     self.pipeline.on_routing(early)

@@ -49,6 +49,7 @@ class LiveOrder:
     qty: int
     trade_id: int  # the trade whose decision produced it
     local_id: int = 0  # the DLL's LocalOrderID, 0 until SendOrder returned
+    dispatched: bool = False  # handed to SendOrder (it may have reached the DLL even if no answer came)
     state: State = "sending"
     status: int = -1
     traded: int = 0
@@ -159,7 +160,8 @@ class OrderBook:
         return [o for o in self.by_client.values() if not o.done]
 
     def sending(self) -> list[LiveOrder]:
-        return [o for o in self.by_client.values() if o.state == "sending"]
+        """Orders handed to SendOrder whose answer never came (not those still waiting in a queue)."""
+        return [o for o in self.by_client.values() if o.state == "sending" and o.dispatched]
 
     def snapshot(self) -> dict[str, object]:
         states: dict[str, int] = {}

@@ -35,10 +35,26 @@ def test_an_intent_without_local_id_is_adopted_or_declared_unsent_never_resent()
     book = OrderBook("r")
     sent_before_crash = book.new("WDOZ26", "sell", 1, 1)
     never_sent = book.new("WDOZ26", "buy", 3, 2)
+    queued = book.new("WDOZ26", "buy", 1, 3)  # decided, never handed to SendOrder: not reconciliation's business
+    sent_before_crash.dispatched = never_sent.dispatched = True
     rec = reconcile(book, [u(21, "sell", 1, 1, 2)], {}, lambda f: None)
     assert rec.adopted == [sent_before_crash.client_id] and sent_before_crash.local_id == 21
     assert rec.unsent == [never_sent.client_id] and never_sent.state == "unsent"
-    assert book.sending() == [] and rec.ok
+    assert book.sending() == [] and rec.ok and queued.state == "sending"
+
+
+def test_the_send_ledger_settles_lost_answers_exactly_before_any_guess():
+    book = OrderBook("r")
+    answered, refused, never, unknown = (book.new("WDOZ26", "sell", 1, n) for n in range(4))
+    for o in (answered, refused, never, unknown):
+        o.dispatched = True
+    # two identical orders at the broker: a guess by ticker/side/qty would take the oldest (21) for `answered`
+    broker = [u(21, "sell", 1, 1, 2), u(22, "sell", 1, 1, 2)]
+    answers = {answered.client_id: 22, refused.client_id: -2147483645, never.client_id: None, unknown.client_id: 0}
+    rec = reconcile(book, broker, {}, lambda f: None, answers)
+    assert answered.local_id == 22 and unknown.local_id == 21  # the ledger's answer first, the guess for the rest
+    assert refused.state == never.state == "unsent" and rec.ok
+    assert sorted(rec.unsent) == sorted([refused.client_id, never.client_id])
 
 
 def test_differences_are_named_in_one_line():

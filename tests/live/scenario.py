@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 from app import config as config_mod
+from app import app as app_module
 from app.app import App
 from app.execution.live_guard import ENV_CONFIRM
 
@@ -30,6 +31,13 @@ async def wait_reconciled(app: App, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
+async def wait_incarnation(app: App, n: int, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and app.feed.supervisor.incarnations < n:
+        await asyncio.sleep(0.05)
+
+
 def dup_orders(at_broker: list, link) -> int:
     """Orders at the broker beyond one per order of ours that reached it: a second send of the same intent."""
     ours = {o.local_id for o in link.book.by_client.values() if o.local_id}
@@ -41,6 +49,16 @@ async def main(args: dict) -> dict:
     os.environ[ENV_CONFIRM] = "yes"
     over = dict(LIVE, **{"run.data_dir": tempfile.mkdtemp(prefix="live-")}, **args.get("overrides", {}))
     app = App(config_mod.load(None, over), fresh=True)
+    plan = args.get("child_faults", [])  # process isolation: test faults per feed child incarnation
+    if plan:
+        make_feed = app_module.make_feed
+
+        def faulty_feed(*a):
+            feed = make_feed(*a)
+            feed.faults, feed.later_faults = plan[0], dict(enumerate(plan))
+            return feed
+
+        app_module.make_feed = faulty_feed
     await app.start()
     out: dict = {}
     try:
@@ -48,6 +66,9 @@ async def main(args: dict) -> dict:
         for _ in range(kills):
             await asyncio.sleep(args.get("seconds", 5.0) / (kills + 1))
             app.feed.kill_child()
+            await wait_reconciled(app, 30.0)
+        for _ in args.get("child_faults", [])[:-1]:  # each faulty child dies on its own: wait for the next one
+            await wait_incarnation(app, app.feed.supervisor.incarnations + 1, 30.0)
             await wait_reconciled(app, 30.0)
         await asyncio.sleep(args.get("seconds", 5.0) / (kills + 1))
         if args.get("stranger"):  # another program rests an order on our account; routing then drops and returns
@@ -79,7 +100,14 @@ async def main(args: dict) -> dict:
         snap = link.snapshot()
         out.update({k: snap[k] for k in ("sent", "refused", "reconciled", "reconciliations", "states", "ignored",
                                          "unknown_updates", "unknown")})
-        out["dup_orders"] = dup_orders(await router.orders(link.account), link)
+        if getattr(app.feed, "supervisor", None) is not None:
+            out["children"] = app.feed.supervisor.incarnations
+        at_broker = await router.orders(link.account)
+        out["dup_orders"] = dup_orders(at_broker, link)
+        status = {u.local_id: u.status_name for u in at_broker}
+        out["working"] = [f"{o.client_id} local {o.local_id} {o.side} {o.qty} {o.ticker}: ours {o.state}, broker "
+                          f"{status.get(o.local_id, 'absent')}" for o in link.book.by_client.values()
+                          if o.state in ("working", "partial", "sending")]
         out["fills"] = sum(ex.fills for ex in link.executors.values())
         out["orders_at_broker"] = len(await router.orders(link.account))
     finally:

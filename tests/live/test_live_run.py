@@ -61,3 +61,15 @@ def test_process_isolation_routes_orders_and_survives_child_kills(tmp_path):
     assert r["reconciled"] and r["reconciliations"] >= 4 and r["sent"] > 10
     assert r["dup_orders"] == 0 and r["unknown_updates"] == 0
     assert r["broker"] == r["ours"] and set(r["broker"].values()) == {0}
+
+
+def test_a_child_dying_inside_sendorder_never_doubles_an_order(tmp_path):
+    # three children die during a SendOrder: before the DLL got it, after the DLL took it with no answer written,
+    # and after the answer was written but never reached us; the send ledger and the broker's list settle each one
+    over = {"feed.isolation": "process", "simulator.routing_state_file": str(tmp_path / "broker.bin"),
+            "feed.restart_backoff": 0.2}
+    plan = [["route-exit:3:before"], ["route-exit:3:inside"], ["route-exit:3:after"], []]
+    r = scenario({"seconds": 4, "child_faults": plan, "flatten": True, "overrides": over}, timeout=180)
+    assert r["children"] == 4 and r["unknown"] == 3 and r["reconciled"]
+    assert r["dup_orders"] == 0 and r["working"] == []
+    assert r["broker"] == r["ours"] and set(r["broker"].values()) == {0}

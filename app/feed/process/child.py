@@ -18,6 +18,9 @@ Faults, for tests only (the parent passes them to its first child only, so a res
   sim:NAME=VALUE   set a stand-in SIM_ parameter before initialize, e.g. sim:drop_after=500 and sim:drop_ms=-1
   reinit-after:N   once N events were sent, finalize the DLL and initialize it again, as a naive reconnect would;
                    with simulator.reinit = "abort" the stand-in aborts the process, as the real DLL crashes
+  route-exit:N:W   the process dies (exit 70) during its Nth SendOrder: W = before (the ledger has the intent,
+                   the DLL never got the call), inside (the DLL took the order, the ledger has no answer) or after
+                   (the ledger has the answer, the parent never gets the reply)
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from app.config import Config
 from app.events import Trade
 from app.feed.base import FeedError
 from app.feed.process import protocol, routing_remote
+from app.feed.process.child_faults import arm_route_exit, parse_faults
 from app.feed.process.dedupe import Dedupe
 from app.loops import run as run_loop
 
@@ -121,25 +125,6 @@ class Sender:
                 "overflow_events": self.overflow_events, "dropped_events": self.dropped_events}
 
 
-def parse_faults(specs: list[str]) -> tuple[dict[str, float], int]:
-    """--fault values -> (SIM_ parameters to set, reinit-after count or 0)."""
-    sim: dict[str, float] = {}
-    reinit_after = 0
-    for spec in specs:
-        kind, _, value = spec.partition(":")
-        try:
-            if kind == "sim":
-                name, _, number = value.partition("=")
-                sim[name] = float(number)
-            elif kind == "reinit-after":
-                reinit_after = int(value)
-            else:
-                raise ValueError
-        except ValueError:
-            raise SystemExit(f"bad --fault {spec!r}: use sim:NAME=VALUE or reinit-after:N") from None
-    return sim, reinit_after
-
-
 def inner_feed(cfg: Config, sim_params: dict[str, float]) -> Any:
     """The in-process feed of feed.kind, with the fault's SIM_ parameters applied right before initialize."""
     if cfg.feed.kind == "simulator":
@@ -171,7 +156,8 @@ class Child:
     def __init__(self, cfg: Config, args: argparse.Namespace) -> None:
         self.cfg = cfg
         self.args = args
-        self.sim_params, self.reinit_after = parse_faults(args.fault)
+        self.sim_params, self.reinit_after, self.route_exit = parse_faults(args.fault)
+        self.route_hook: Any = None
         resume = msgspec.json.decode(args.resume, type=dict[str, tuple[int, int]]) if args.resume else {}
         self.dedupe: Dedupe | None = Dedupe(resume) if resume else None
         self.catching_up = set(resume)
@@ -209,6 +195,8 @@ class Child:
         try:
             await self.feed.start(self.sink)
             started = True
+            if self.route_exit and getattr(self.feed, "router", None) is not None:
+                self.route_hook = arm_route_exit(self.feed.router, *self.route_exit)
             sender.send_obj(protocol.READY, {"pid": os.getpid(), "incarnation": self.args.incarnation,
                                              "tickers": list(self.feed.tickers)})
             sender.send_obj(protocol.STATS, self.stats())
@@ -292,6 +280,8 @@ class Child:
             command_id, *rest = args
             if verb == protocol.ROUTE:  # runs on the DLL owner thread; the reply is the acknowledgement
                 reply = await routing_remote.serve(getattr(self.feed, "router", None), rest[0])
+                if self.route_hook is not None:
+                    self.route_hook(reply)
                 await control.send_multipart([protocol.REPLY, command_id, msgspec.msgpack.encode(reply)])
                 continue
             reply: dict[str, Any] = {"ok": True, "error": ""}

@@ -38,6 +38,7 @@ class ProcessFeed:
         self.cfg = cfg
         self.name = f"process:{cfg.feed.kind}"
         self.faults = list(faults)  # child faults for tests (child.py), given to the first child only
+        self.later_faults: dict[int, list[str]] = {}  # tests: the faults of the child of that incarnation
         self.done = asyncio.Event()
         self.tickers: list[str] = []  # subscribed at start (resolved codes)
         self.dedupe = Dedupe()
@@ -86,6 +87,7 @@ class ProcessFeed:
         self._desired = None
         self.supervisor = Supervisor(self.cfg, self._deliver, self._next_child, self.faults, self.done.set,
                                      self._deliver_routing)
+        self.supervisor.later_faults = self.later_faults
         try:
             info = await self.supervisor.start()
         except BaseException:

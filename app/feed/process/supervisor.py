@@ -328,6 +328,7 @@ class Supervisor:
         self.deliver = deliver
         self.child_args = child_args  # (tickers a new child subscribes or None for feed.tickers, resume point)
         self.faults = faults
+        self.later_faults: dict[int, list[str]] = {}  # tests: faults for the child of that incarnation
         self.on_give_up = on_give_up
         self.ctx: zmq.asyncio.Context | None = None
         self.directory = ""
@@ -360,7 +361,7 @@ class Supervisor:
         child = ChildHandle(self.ctx, self.incarnations, self.deliver, self.cfg)
         if self.on_routing is not None:
             child.on_routing = self.on_routing
-        faults = self.faults if self.incarnations == 0 else []
+        faults = self.faults if self.incarnations == 0 else self.later_faults.get(self.incarnations, [])
         self.incarnations += 1
         self.child = child
         try:

@@ -26,6 +26,12 @@ KEEP = 20_000  # entries kept when the file is compacted at open (a day of tradi
 COMPACT_AT = 100_000
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
 class SendLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -36,6 +42,8 @@ class SendLedger:
         if lines > COMPACT_AT:
             self._compact()
         self._f: IO[str] = open(path, "a", encoding="utf-8")
+        if path.stat().st_size and not _ends_with_newline(path):
+            self._write_raw("\n")  # end a torn last line, or the next record would be glued to it
 
     def _load(self) -> int:
         n = 0
@@ -75,7 +83,10 @@ class SendLedger:
         self.answers[client_id] = local_id_or_code
 
     def _write(self, rec: dict[str, Any]) -> None:
-        self._f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self._write_raw(json.dumps(rec, separators=(",", ":")) + "\n")
+
+    def _write_raw(self, text: str) -> None:
+        self._f.write(text)
         self._f.flush()
 
     def close(self) -> None:

@@ -488,6 +488,8 @@ static void save_locked(void)
     g_rs[RS_SAVES]++;
 }
 
+static void push_cmd(const Cmd *c);
+
 static void load_locked(void)
 {
     FILE *f = g_file[0] ? fopen(g_file, "r") : NULL;
@@ -530,6 +532,12 @@ static void load_locked(void)
                 continue;
             g_norders++;
             g_rs[RS_LOADED]++;
+            if (o->status == ST_PENDING_NEW) {
+                /* the previous process took the order and died before processing it: the broker still has it
+                   and goes on with it, so this process does (a lost PendingNew would never fill nor cancel) */
+                Cmd cmd = {.kind = CMD_NEW, .local_id = o->local_id, .message_id = o->message_id};
+                push_cmd(&cmd);
+            }
         } else if (sscanf(line, "pos %d %lld %lf %lld %lld %lf %lf %lld %n", &acct, &a, &x, &b, &c, &y, &z, &k, &n) ==
                    8) {
             if (g_npos == MAX_POS || acct < 0 || acct >= NACCOUNTS) continue;
