@@ -414,6 +414,10 @@ def main(argv: list[str]) -> int:
             from app.bench import bridge
 
             result = bridge.produce(cfg)
+        elif kind == "routing":
+            from app.bench import routing
+
+            result = routing.measure(cfg)
         else:
             raise WorkerError(f"unknown worker kind {kind!r}")
         result.setdefault("label", cfg.get("label", kind))

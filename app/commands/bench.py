@@ -15,12 +15,12 @@ import sys
 import time
 from typing import Any, Callable
 
-from app.bench import bridge, floor, outputs, pipeline, report
+from app.bench import bridge, floor, outputs, pipeline, report, routing
 from app.bench.worker import FAULT_ENV, Options, WorkerError
 
 NAME = "bench"
-HELP = ("measure the hot path: callback floor, bridge designs, the whole pipeline, Valkey, ZMQ and replay "
-        "(tables, or one JSON object)")
+HELP = ("measure the hot path: callback floor, bridge designs, the whole pipeline, Valkey, ZMQ, replay and live "
+        "routing (tables, or one JSON object)")
 
 SECTIONS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "floor": floor.run,
@@ -29,6 +29,7 @@ SECTIONS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "valkey": outputs.run_valkey,
     "zmq": outputs.run_zmq,
     "replay": pipeline.run_replay,
+    "routing": routing.run,
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -174,3 +174,39 @@ def test_a_fault_in_an_end_to_end_section_fails_the_bench(fault, section):
     assert proc.returncode != 0
     out = _json(proc)
     assert out["error"] and "sections" not in out
+
+
+@pytest.fixture(scope="module")
+def quick_routing() -> dict:
+    proc = run_app("bench", "routing", "--quick", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return _json(proc)
+
+
+def test_routing_section_times_decision_to_send_with_and_without_market_flow(quick_routing):
+    r = quick_routing["sections"]["routing"]
+    assert r["labels"] == ["none", "1000", "5000"]
+    for label in r["labels"]:
+        o = r["points"][label]
+        lat = o["decision_to_send"]
+        assert set(lat) == set(LATENCY), label
+        # every order sent in the window was timed: the paced ones and the hierarchy's own
+        assert lat["count"] + o["hierarchy_decision_to_send"]["count"] == o["sent"], label
+        assert 0 < lat["count"] <= o["orders_paced"], label
+        assert 0 < lat["p50_us"] <= lat["p99_us"] <= lat["p999_us"] <= lat["max_us"], label
+        assert set(o["stages"]) == {"queue", "hop", "call"}, label
+        assert o["refused"] + o["rejected"] <= o["orders"], label
+    assert r["points"]["none"]["trades_per_s"] == 0  # the flow really stopped
+    assert r["points"]["5000"]["trades_per_s"] > r["points"]["1000"]["trades_per_s"] > 0
+    assert set(r["ratios"]["p99_us_over_no_flow"]) == {"1000", "5000"}
+    g = r["goals"]["reported_under_load"]
+    assert isinstance(g["met"], bool) and g["figure"] and g["target"]
+
+
+@pytest.mark.parametrize("fault", ["crash", "gap"])
+def test_a_fault_in_the_routing_section_fails_the_bench(fault):
+    proc = run_app("bench", "routing", "--quick", "--json", timeout=120, env={"HMARL_BENCH_FAULT": fault})
+    assert proc.returncode != 0
+    out = _json(proc)
+    assert "sections" not in out
+    assert ("lost orders" if fault == "gap" else "died") in out["error"], out["error"]
