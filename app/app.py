@@ -76,22 +76,30 @@ class App:
         if self.running:
             return
         replay = self.replay_path is not None
-        if self.cfg.execution.mode == "live" and not replay:
-            from app.execution import live_guard
-
-            live_guard.check(self.cfg)  # one line naming what is missing, exit 2
-            from app.execution.live_link import LiveLink
+        if self.cfg.execution.mode == "live":
             from app.pipeline import new_run_id
 
-            run_id = new_run_id("run")
-            self.live = LiveLink(self.cfg, run_id)
+            if replay:  # a recorded live run: the same live executors, fills from its routing journal
+                from app.execution.journal_link import JournalLink
+
+                run_id = new_run_id("replay")
+                self.live = JournalLink(self.cfg, run_id)
+            else:
+                from app.execution import live_guard
+
+                live_guard.check(self.cfg)  # one line naming what is missing, exit 2
+                from app.execution.live_link import LiveLink
+
+                run_id = new_run_id("run")
+                self.live = LiveLink(self.cfg, run_id)
         self.pipeline = Pipeline(self.cfg, replay=replay, fresh=self.fresh, tracer=self.tracer, clock=self.clock,
                                  initial_state=initial_state_of(self.replay_path) if replay else None,
                                  **({"run_id": run_id, "live": self.live.executor} if self.live else {}))
         await self.pipeline.start()
         self.feed = make_feed(self.cfg, self.replay_path, self.speed)
         if self.live is not None:
-            self.feed.set_routing_sink(self.pipeline.on_routing)  # type: ignore[attr-defined]
+            await self.live.open(self.pipeline)  # its journal records from the first routing event on
+            self.feed.set_routing_sink(self.live.on_routing)  # type: ignore[attr-defined]
         sink = self.pipeline.on_batch
         if self.tracer is not None:
             sink = self.tracer.timed(sink)
@@ -157,6 +165,8 @@ class App:
                     log.error("stop: the feed did not stop within %.1f s; flushing the outputs anyway", share)
         finally:
             self.stopped_at = time.monotonic()
+            if self.live is not None:  # after the feed: its last order updates are journaled too
+                await self.live.close(max(0.1, (deadline - time.monotonic()) * FEED_STOP_SHARE))
             if self.pipeline is not None:
                 await self.pipeline.stop(self.summary(), deadline)
                 self.stop_overran += self.pipeline.stop_overran

@@ -213,6 +213,35 @@ class BrokerPosition(Event, frozen=True, tag=True, gc=False):
     ts: int = 0
 
 
+class OrderSent(Event, frozen=True, tag=True, gc=False):
+    """What became of one of our live orders at SendOrder: `local_id` > 0 the DLL took it, 0 it was never sent
+    (`why`). Journaled beside the inputs (app.execution.routing_journal) with the broker's updates, so a replay of
+    a live run rebuilds the same order book at the same points of the tape."""
+    n: int  # our order number (Order.order_id)
+    client_id: str
+    ticker: str
+    side: Literal["buy", "sell"]
+    qty: int
+    local_id: int
+    why: str
+    received_ns: int
+    ts: int = 0
+
+
+class KillSwitch(Event, frozen=True, tag=True, gc=False):
+    """The kill switch turned on or off during a live run (reconciliation disagreed, flatten), journaled likewise."""
+    on: bool
+    why: str
+    received_ns: int
+    ts: int = 0
+
+
+class Routed(Event, frozen=True, tag=True, gc=False):
+    """One journaled routing input and where it happened: after the input journal's frame `after_seq`."""
+    after_seq: int
+    event: Union[OrderUpdate, OrderSent, KillSwitch]
+
+
 InputEvent = Union[Trade, Book, State, InvalidTicker]
 RoutingEvent = Union[OrderUpdate, TradingResult, RoutingAccount, BrokerPosition]  # from the DLL's routing side
 AnyEvent = Union[Trade, Book, State, InvalidTicker, Signal, Decision, Order, Fill, Position, Reward, RiskBreach, Metric,

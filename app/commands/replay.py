@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -191,4 +190,5 @@ def replay_summary(app: App) -> dict[str, Any]:
         "gaps": pipe.continuity.gaps if pipe else 0,
         "seconds": round(elapsed, 3),
         "events_per_s": round(events / elapsed, 1) if elapsed else 0.0,
+        **({"live": app.live.snapshot()} if app.live is not None else {}),
     }

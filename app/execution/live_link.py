@@ -15,12 +15,14 @@ from collections import deque
 from typing import Any
 
 from app.config import Config
-from app.events import Order
+from app.events import KillSwitch, Order, OrderSent, OrderUpdate
 from app.execution.contracts import ContractSpec, spec_for
 from app.execution.live import LiveExecutor
 from app.execution.order_book import LiveOrder, OrderBook
 from app.execution.reconcile import Reconciliation, compare_positions, reconcile
+from app.execution.routing_journal import RoutingJournal
 from app.feed.clock import now_ns
+from app.feed.routing_types import Account, RoutingError, RoutingMoved, SendUnknown
 from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.execution.live")
@@ -30,8 +32,6 @@ POLL_S = 0.2
 
 class LiveLink:
     def __init__(self, cfg: Config, run_id: str) -> None:
-        from app.feed.profitdll.routing import Account
-
         self.cfg = cfg
         self.book = OrderBook(run_id)
         self.account = Account(cfg.execution.broker, cfg.execution.account)
@@ -43,6 +43,7 @@ class LiveLink:
         self.feed: Any = None
         self.pipeline: Any = None
         self.reconciled = False
+        self.journal: RoutingJournal | None = None
         self.last: Reconciliation | None = None
         self.reconciliations = 0
         self.sent = 0
@@ -57,6 +58,34 @@ class LiveLink:
         """The hierarchy's LiveFactory: the coordinator's executor of `ticker`."""
         ex = self.executors[ticker] = LiveExecutor(ticker, spec, self.book, self.submit)
         return ex
+
+    async def open(self, pipeline: Any) -> None:
+        """Before the feed starts: the routing journal beside the run's input journal (when there is one)."""
+        self.pipeline = pipeline
+        if pipeline.journal is not None:
+            self.journal = RoutingJournal(pipeline.journal, self.cfg.journal)
+            await self.journal.open()
+
+    async def close(self, timeout: float) -> None:
+        if self.journal is not None:
+            await self.journal.close(timeout)
+
+    def on_routing(self, events: list[Any]) -> None:
+        """The feed's routing sink: the broker's order updates are journaled, then booked."""
+        if self.journal is not None:
+            self.journal.record([e for e in events if type(e) is OrderUpdate])
+        self.pipeline.on_routing(events)
+
+    def _record(self, events: list[Any]) -> None:
+        if self.journal is not None:
+            self.journal.record(events)
+
+    def _sent(self, o: LiveOrder, local_id: int, why: str = "") -> OrderSent:
+        return OrderSent(o.n, o.client_id, o.ticker, o.side, o.qty, local_id, why, now_ns())
+
+    def _kill(self, why: str) -> None:
+        self.pipeline.hierarchy.kill_switch(True)
+        self._record([KillSwitch(True, why, now_ns())])
 
     def submit(self, o: LiveOrder, order: Order) -> None:
         o.decided_ns = now_ns()
@@ -104,6 +133,10 @@ class LiveLink:
         positions = [await router.position(self.account, t, self.exchange) for t in tickers]
         ours = {t: self._ours(t) for t in tickers}
         compare_positions(rec, ours, positions)
+        by_client = self.book.by_client
+        self._record([self._sent(by_client[c], by_client[c].local_id) for c in rec.adopted]
+                     + [self._sent(by_client[c], 0, by_client[c].text) for c in rec.unsent]
+                     + [u for u in orders if u.local_id in self.book.by_local])
         self.pipeline.on_routing(list(positions) + fills)
         self._after(rec)
         return rec
@@ -115,7 +148,7 @@ class LiveLink:
         if rec.ok:
             log.info("live: %s", rec.line)
         else:
-            self.pipeline.hierarchy.kill_switch(True)
+            self._kill(rec.line)
             log.error("live: %s", rec.line)
 
     def _ours(self, ticker: str) -> int:
@@ -137,8 +170,6 @@ class LiveLink:
 
     # -- sending --------------------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        from app.feed.profitdll.routing import RoutingError, RoutingMoved, SendUnknown
-
         router = self.feed.router
         while True:
             try:
@@ -175,6 +206,7 @@ class LiveLink:
                     self._refuse(o, str(exc))
                     continue
                 early = self.book.sent(o, local_id)
+                self._record([self._sent(o, local_id)])
                 self.sent += 1
                 if o.sent_ns:
                     self.send_latency.record(o.sent_ns - o.decided_ns)
@@ -183,6 +215,7 @@ class LiveLink:
 
     def _refuse(self, o: LiveOrder, why: str) -> None:
         self.book.not_sent(o, why)
+        self._record([self._sent(o, 0, why)])
         self.refused += 1
         self.last_refusal = why
         log.warning("live: order %s (%s %d %s) not sent: %s", o.client_id, o.side, o.qty, o.ticker, why)
@@ -192,6 +225,7 @@ class LiveLink:
         """Cancel every working order and flatten every position at the broker (the kill switch's live half)."""
         router = self.feed.router
         t0 = time.monotonic()
+        self._record([KillSwitch(True, "flatten", now_ns())])
         while self._queue:  # decided before the kill switch, not sent yet: they never will be
             self._refuse(self._queue.popleft()[0], "kill switch: not sent")
         deadline = t0 + 2.0
@@ -206,7 +240,14 @@ class LiveLink:
                 # flattening order (from the committed position, now zero) is not sent on top of it
                 o = self.book.new(ticker, "sell" if pos.qty > 0 else "buy", abs(pos.qty), 0)
                 o.dispatched = True
-                early = self.book.sent(o, await router.zero_position(self.account, ticker, self.exchange))
+                try:
+                    local_id = await router.zero_position(self.account, ticker, self.exchange)
+                except RoutingError as exc:  # e.g. a working order filled to flat after the position was read
+                    self._refuse(o, str(exc))
+                    flattened.append(f"{ticker} {pos.qty:+d} ({exc.name})")
+                    continue
+                early = self.book.sent(o, local_id)
+                self._record([self._sent(o, local_id)])
                 if early:
                     self.pipeline.on_routing(early)
                 flattened.append(f"{ticker} {pos.qty:+d}")

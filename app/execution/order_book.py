@@ -83,6 +83,9 @@ class OrderBook:
         self.early: dict[int, list[OrderUpdate]] = {}
         self.early_held = 0
         self.in_flight = 0  # orders between the intent and SendOrder's answer
+        # replay of a live run: an order made by flatten exists only once its journaled answer arrives, after its
+        # first updates; hold every unknown update (bounded) instead of counting it as a stranger's
+        self.hold_unknown = False
         self.ignored: dict[str, int] = {"duplicate": 0, "stale": 0, "after_terminal": 0}
 
     def new(self, ticker: str, side: Literal["buy", "sell"], qty: int, trade_id: int) -> LiveOrder:
@@ -123,7 +126,7 @@ class OrderBook:
         """One update from the DLL; the Fill for the contracts it newly reports as traded, if any."""
         o = self.by_local.get(u.local_id)
         if o is None:
-            if self.in_flight and self.early_held < EARLY_MAX:  # maybe ours, its SendOrder not yet returned
+            if (self.in_flight or self.hold_unknown) and self.early_held < EARLY_MAX:  # maybe ours, not answered yet
                 self.early.setdefault(u.local_id, []).append(u)
                 self.early_held += 1
             else:

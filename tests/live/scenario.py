@@ -47,7 +47,7 @@ def dup_orders(at_broker: list, link) -> int:
 
 async def main(args: dict) -> dict:
     os.environ[ENV_CONFIRM] = "yes"
-    over = dict(LIVE, **{"run.data_dir": tempfile.mkdtemp(prefix="live-")}, **args.get("overrides", {}))
+    over = {**LIVE, "run.data_dir": tempfile.mkdtemp(prefix="live-"), **args.get("overrides", {})}
     app = App(config_mod.load(None, over), fresh=True)
     plan = args.get("child_faults", [])  # process isolation: test faults per feed child incarnation
     if plan:
@@ -110,6 +110,11 @@ async def main(args: dict) -> dict:
                           if o.state in ("working", "partial", "sending")]
         out["fills"] = sum(ex.fills for ex in link.executors.values())
         out["orders_at_broker"] = len(await router.orders(link.account))
+        out["digest"] = app.pipeline.digest.hexdigest()
+        out["decisions"] = app.pipeline.decisions
+        out["pnl"] = {t: round(ex.realized, 2) for t, ex in link.executors.items()}
+        if app.pipeline.journal is not None:
+            out["journal"] = str(app.pipeline.journal.path)
     finally:
         await app.stop(finalize=True)
     return out

@@ -5,6 +5,7 @@ position is found, trading stops, and no order is sent while reconciliation disa
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -73,3 +74,19 @@ def test_a_child_dying_inside_sendorder_never_doubles_an_order(tmp_path):
     assert r["children"] == 4 and r["unknown"] == 3 and r["reconciled"]
     assert r["dup_orders"] == 0 and r["working"] == []
     assert r["broker"] == r["ours"] and set(r["broker"].values()) == {0}
+
+
+def test_replay_of_a_live_run_reproduces_its_decisions_with_fills_from_the_journal(tmp_path):
+    r = scenario({"seconds": 4, "flatten": True, "overrides": {"journal.enabled": True,
+                                                               "run.data_dir": str(tmp_path)}})
+    assert r["sent"] > 10 and r["journal"]
+    live = json.loads((Path(r["journal"]) / "summary.json").read_text())
+    p = subprocess.run([sys.executable, "-m", "app", "replay", r["journal"], "--json"], cwd=ROOT, timeout=120,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr[-3000:]
+    replay = json.loads(p.stdout.strip().splitlines()[-1])
+    assert replay["decisions"] == live["decisions"] > 10
+    assert replay["decision_digest"] == live["decision_digest"]
+    rl = replay["live"]
+    assert rl["replayed_from_journal"] and rl["mismatches"] == 0 and rl["records"] > r["sent"]
+    assert rl["states"] == live["live"]["states"]  # the same orders, filled / refused the same way

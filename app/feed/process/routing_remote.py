@@ -25,8 +25,7 @@ import msgspec
 from app.events import BrokerPosition, OrderUpdate, RoutingAccount
 from app.feed.base import FeedError
 from app.feed.process import protocol
-from app.feed.profitdll.abi import ROUTING_BROKER_CONNECTED
-from app.feed.profitdll.routing import Account, RoutingError, RoutingMoved, SendUnknown
+from app.feed.routing_types import Account, RoutingError, RoutingMoved, SendUnknown
 
 if TYPE_CHECKING:
     from app.feed.process.feed import ProcessFeed
@@ -61,7 +60,7 @@ class RemoteRouter:
     @property
     def connected(self) -> bool:
         child = self._child()
-        return child is not None and child.routing_state == ROUTING_BROKER_CONNECTED
+        return child is not None and child.routing_connected
 
     @property
     def epoch(self) -> int:

@@ -158,6 +158,10 @@ class ChildHandle:
             if n % 64 == 0:  # during a flood every recv completes at once: let the rest of the loop run too
                 await asyncio.sleep(0)
 
+    @property
+    def routing_connected(self) -> bool:
+        return self.routing_state == _BROKER_CONNECTED
+
     def on_state(self, ev: State) -> None:
         """Called for every State the child forwards, before the batch reaches the sink."""
         if ev.conn_type == _ROUTING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 from app.events import BrokerPosition, OrderUpdate, RoutingAccount
 from app.feed.clock import now_ns
@@ -22,6 +22,7 @@ from app.feed.profitdll.credentials import RoutingPassword
 from app.feed.profitdll.errors import code_name
 from app.feed.profitdll.routing_callbacks import order_update, utf16
 from app.feed.profitdll.send_ledger import SendLedger
+from app.feed.routing_types import Account, RoutingError, RoutingMoved, SendUnknown  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from app.feed.profitdll.session import DllSession
@@ -32,37 +33,6 @@ NL_NO_POSITION = -2147483637
 class AccountRef(Protocol):
     broker: int
     account: str
-
-
-class Account(NamedTuple):
-    """Which account an order goes to: the DLL's BrokerID and AccountID (RoutingAccount fits as well)."""
-    broker: int
-    account: str
-    sub_account: str = ""
-
-
-class RoutingError(Exception):
-    """A routing call the DLL refused: its NResult code, that code's name, and what was being done."""
-
-    def __init__(self, code: int, name: str, detail: str) -> None:
-        super().__init__(f"{detail}: {name} ({code})")
-        self.code, self.name, self.detail = code, name, detail
-
-
-class RoutingMoved(RoutingError):
-    """The routing connection came back (or the DLL's process was replaced) since the caller last reconciled: the
-    order was not sent, because the broker's view may have changed in between."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(0, "RoutingReconnected", detail)
-
-
-class SendUnknown(RoutingError):
-    """This client id reached SendOrder before and its answer was lost (a crash in between): never sent again;
-    reconciliation finds it at the broker or not."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(0, "OutcomeUnknown", detail)
 
 
 def _check(what: str, rc: int) -> int:

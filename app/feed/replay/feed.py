@@ -21,7 +21,7 @@ import msgspec
 
 from app.feed.clock import now_ns
 from app.config import Config
-from app.events import InputEvent, Trade
+from app.events import InputEvent, Routed, Trade
 from app.feed.base import FeedError, Sink
 from app.io import codec
 from app.io.journal import JournalError, JournalReader, is_journal_file
@@ -69,6 +69,14 @@ class ReplayFeed:
         self.error = ""  # one line: why this replay delivered nothing usable
         self._started = 0.0
         self._finished = 0.0
+        # a live run's routing journal (app.execution.routing_journal): delivered to `routing_sink` right after
+        # the input frame each record followed, so the replayed order book changes where the live one did
+        self.routing_sink: Any = None
+        self._routed: list[Any] = []
+        self.routed_delivered = 0
+
+    def set_routing_sink(self, sink: Any) -> None:
+        self.routing_sink = sink
 
     async def start(self, sink: Sink) -> None:
         if self._task is not None:
@@ -83,6 +91,9 @@ class ReplayFeed:
             except (JournalError, OSError) as err:
                 raise FeedError(f"replay: {err}") from None
             source = reader
+            from app.execution.routing_journal import read_routed
+
+            self._routed = read_routed(reader.files[0].parent) if reader.files else []
         else:
             self._phase = "parsing"
             # off the loop: a B3 file of a few hundred thousand rows takes a second or two to read
@@ -112,6 +123,8 @@ class ReplayFeed:
             "feed": "replay", "format": self.format, "path": str(self.path), "speed": self.speed or "max",
             "phase": self._phase, "error": self.error or None, "events": self._events, "batches": self._batches,
             "trades": dict(self._trades),
+            **({"routing_records": len(self._routed), "routing_delivered": self.routed_delivered}
+               if self._routed else {}),
             "lines_skipped": self._skipped, "progress": round(self._progress_fn(), 4), "errors": list(self._errors),
             "seconds": round((self._finished or time.monotonic()) - self._started, 3) if self._started else 0.0,
         }
@@ -149,9 +162,13 @@ class ReplayFeed:
             self._finished = time.monotonic()
             self.done.set()
 
-    def _journal_events(self, reader: JournalReader) -> Iterator[InputEvent]:
+    def _journal_events(self, reader: JournalReader) -> Iterator[Any]:
         decode = codec.decode_input
+        routed, r = self._routed, 0
         for seq, payload in reader:
+            while r < len(routed) and routed[r].after_seq < seq:
+                yield routed[r]
+                r += 1
             try:
                 yield decode(payload)
             except codec.CodecError as err:
@@ -159,6 +176,7 @@ class ReplayFeed:
                 if len(self._errors) < 20:
                     self._errors.append(f"frame {seq}: {err}")
                 log.warning("%s: frame %d skipped: %s", self.path, seq, err)
+        yield from routed[r:]
 
     async def _deliver(self, events: Iterable[InputEvent], sink: Sink) -> None:
         restamp = self.format != "journal" or self.cfg.replay.restamp
@@ -186,6 +204,13 @@ class ReplayFeed:
             sink(out)
 
         for event in events:
+            if type(event) is Routed:
+                if batch:
+                    flush()
+                self.routed_delivered += 1
+                if self.routing_sink is not None:
+                    self.routing_sink([event.event])
+                continue
             if speed is not None and event.ts > 0:
                 ts = event.ts
                 if base_ts == 0:
