@@ -98,7 +98,7 @@ class LiveLink:
         if feed.router is None:
             raise RuntimeError("live routing: the feed has no router (feed.routing must be true)")
         router = feed.router
-        router.on_sent = self.book.returned  # a RemoteRouter never calls it: its owner thread is in the child
+        router.on_sent = self.book.returned  # a RemoteRouter calls it with the child's owner-thread stamp
         deadline = time.monotonic() + self.cfg.feed.connect_timeout
         while not router.connected and time.monotonic() < deadline:  # routing may log in after the market
             await asyncio.sleep(0.05)

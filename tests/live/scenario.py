@@ -108,6 +108,7 @@ async def main(args: dict) -> dict:
         out["working"] = [f"{o.client_id} local {o.local_id} {o.side} {o.qty} {o.ticker}: ours {o.state}, broker "
                           f"{status.get(o.local_id, 'absent')}" for o in link.book.by_client.values()
                           if o.state in ("working", "partial", "sending")]
+        out["send_latency"] = snap["send_latency"]
         out["fills"] = sum(ex.fills for ex in link.executors.values())
         out["orders_at_broker"] = len(await router.orders(link.account))
         out["digest"] = app.pipeline.digest.hexdigest()

@@ -60,6 +60,7 @@ def test_process_isolation_routes_orders_and_survives_child_kills(tmp_path):
             "feed.restart_backoff": 0.2}
     r = scenario({"seconds": 8, "kill_child": 3, "flatten": True, "overrides": over}, timeout=180)
     assert r["reconciled"] and r["reconciliations"] >= 4 and r["sent"] > 10
+    assert r["send_latency"]["count"] == r["sent"]  # decision -> SendOrder returned in the child, every send
     assert r["dup_orders"] == 0 and r["unknown_updates"] == 0
     assert r["broker"] == r["ours"] and set(r["broker"].values()) == {0}
 

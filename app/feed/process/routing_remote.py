@@ -48,6 +48,9 @@ class RemoteRouter:
         self.feed = feed
         self.calls = 0
         self.unknown = 0  # sends whose child died before answering
+        # as Router.on_sent: (client id, the child's owner-thread stamp right after SendOrder returned); the
+        # stamp crosses the process boundary because now_ns is a system-wide monotonic clock (app.feed.clock)
+        self.on_sent: Any = None
 
     def __repr__(self) -> str:
         return "RemoteRouter(feed child)"
@@ -68,6 +71,9 @@ class RemoteRouter:
         return -2 if child is None else (child.incarnation << _EPOCH_BITS) | child.routing_connects
 
     async def _call(self, op: str, *args: Any) -> Any:
+        return (await self._request(op, *args))[0]
+
+    async def _request(self, op: str, *args: Any) -> tuple[Any, dict[str, Any]]:
         child = self._child()
         if child is None:
             raise RoutingError(0, "NoFeedChild", f"{op}: the feed child is restarting")
@@ -88,7 +94,7 @@ class RemoteRouter:
                                str(reply.get("detail") or reply.get("error", op)))
         value = reply.get("value")
         typ = _VALUE_TYPES.get(op)
-        return msgspec.convert(value, typ) if typ is not None else value
+        return (msgspec.convert(value, typ) if typ is not None else value), reply
 
     async def send_order(self, account: Any, ticker: str, exchange: str, side: str, order_type: str, qty: int,
                          price: float = -1, stop_price: float = -1, client_id: str = "",
@@ -99,8 +105,11 @@ class RemoteRouter:
             if child is None or epoch >> _EPOCH_BITS != child.incarnation:
                 raise RoutingMoved("SendOrder: the feed child was replaced since the last reconciliation")
             child_epoch = epoch & ((1 << _EPOCH_BITS) - 1)
-        return int(await self._call("send_order", _account(account), ticker, exchange, side, order_type, qty, price,
-                                    stop_price, client_id, child_epoch))
+        local_id, reply = await self._request("send_order", _account(account), ticker, exchange, side, order_type, qty,
+                                              price, stop_price, client_id, child_epoch)
+        if self.on_sent is not None and client_id and reply.get("returned_ns"):
+            self.on_sent(client_id, int(reply["returned_ns"]))
+        return int(local_id)
 
     async def change_order(self, account: Any, local_id: int, price: float, stop_price: float, qty: int) -> int:
         return int(await self._call("change_order", _account(account), local_id, price, stop_price, qty))
@@ -142,7 +151,10 @@ async def serve(router: Any, request: bytes) -> dict[str, Any]:
         if op != "lookup" and args and isinstance(args[0], list):
             args[0] = Account(*args[0])
         value = await getattr(router, op)(*args)
-        return {"ok": True, "error": "", "value": msgspec.to_builtins(value)}
+        reply = {"ok": True, "error": "", "value": msgspec.to_builtins(value)}
+        if op == "send_order":
+            reply["returned_ns"] = router.returned_ns
+        return reply
     except RoutingError as exc:
         return {"ok": False, "error": str(exc), "kind": type(exc).__name__, "code": exc.code, "name": exc.name,
                 "detail": exc.detail}
