@@ -239,7 +239,7 @@ class KillSwitch(Event, frozen=True, tag=True, gc=False):
 class Routed(Event, frozen=True, tag=True, gc=False):
     """One journaled routing input and where it happened: after the input journal's frame `after_seq`."""
     after_seq: int
-    event: Union[OrderUpdate, OrderSent, KillSwitch]
+    event: Union[OrderUpdate, OrderSent, KillSwitch, BrokerPosition]
 
 
 InputEvent = Union[Trade, Book, State, InvalidTicker]

@@ -12,10 +12,10 @@ import logging
 from typing import Any
 
 from app.config import Config
-from app.events import KillSwitch, Order, OrderSent, OrderUpdate
+from app.events import BrokerPosition, KillSwitch, Order, OrderSent, OrderUpdate
 from app.execution.contracts import ContractSpec
 from app.execution.live import LiveExecutor
-from app.execution.order_book import LiveOrder, OrderBook
+from app.execution.order_book import TAKEN_OVER, LiveOrder, OrderBook
 
 log = logging.getLogger("app.execution.live")
 
@@ -28,6 +28,7 @@ class JournalLink:
         self.executors: dict[str, LiveExecutor] = {}
         self.pipeline: Any = None
         self.records = 0
+        self.taking_over: set[int] = set()  # local ids reconciliation took over; their next update does it here
         self.mismatches = 0
         self.first_mismatch = ""
 
@@ -58,7 +59,18 @@ class JournalLink:
             self.records += 1
             t = type(ev)
             if t is OrderUpdate:
-                self.pipeline.on_routing([ev])
+                if ev.local_id in self.taking_over:
+                    self.taking_over.discard(ev.local_id)
+                    self.book.take_over(ev)
+                else:
+                    self.pipeline.on_routing([ev])
+            elif t is BrokerPosition:  # reconciliation took the broker's position as ours
+                ex = self.executors.get(ev.ticker)
+                if ex is None:
+                    self.pipeline.hierarchy.desk(ev.ticker)
+                    ex = self.executors.get(ev.ticker)
+                if ex is not None:
+                    ex.adopt(ev.qty, ev.avg_price)
             elif t is OrderSent:
                 self._sent(ev)
             elif t is KillSwitch:
@@ -66,6 +78,9 @@ class JournalLink:
 
     def _sent(self, ev: OrderSent) -> None:
         book = self.book
+        if ev.why == TAKEN_OVER:
+            self.taking_over.add(ev.local_id)
+            return
         o = book.by_client.get(f"{book.run_id}-{ev.n}")
         if o is None and ev.n == book.next_n:  # flatten's own order: made by LiveLink, not by a decision
             o = book.new(ev.ticker, ev.side, ev.qty, 0)

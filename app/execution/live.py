@@ -56,6 +56,10 @@ class LiveExecutor(PaperExecutor):
         """Book a fill into the position (live updates, and fills caught up by reconciliation)."""
         self._apply(f.qty if f.side == "buy" else -f.qty, f.price, f.fee)
 
+    def adopt(self, qty: int, avg_price: float) -> None:
+        """Reconciliation took the broker's position as ours (fills of an earlier run of ours we did not see)."""
+        self.qty, self.avg_price = qty, avg_price
+
     def snapshot(self, mark: float) -> dict[str, Any]:
         out = super().snapshot(mark)
         out["committed"] = self.committed

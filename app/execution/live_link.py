@@ -18,7 +18,7 @@ from app.config import Config
 from app.events import KillSwitch, Order, OrderSent, OrderUpdate
 from app.execution.contracts import ContractSpec, spec_for
 from app.execution.live import LiveExecutor
-from app.execution.order_book import LiveOrder, OrderBook
+from app.execution.order_book import TAKEN_OVER, LiveOrder, OrderBook
 from app.execution.reconcile import Reconciliation, compare_positions, reconcile
 from app.execution.routing_journal import RoutingJournal
 from app.feed.clock import now_ns
@@ -46,6 +46,7 @@ class LiveLink:
         self.journal: RoutingJournal | None = None
         self.last: Reconciliation | None = None
         self.reconciliations = 0
+        self.first_line = ""  # the start's reconciliation, which says what a restart found
         self.sent = 0
         self.refused = 0
         self.unknown = 0  # sends whose answer was lost with the DLL's process (resolved by reconciliation)
@@ -128,20 +129,29 @@ class LiveLink:
         fees = {t: ex.spec.fee for t, ex in self.executors.items()}
         fills = []
         answers = await router.lookup([o.client_id for o in self.book.sending()])
-        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)), answers)
+        earlier = await router.known_local_ids()
+        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)), answers, earlier)
         tickers = sorted(set(self.feed.tickers) | set(self.executors))
         positions = [await router.position(self.account, t, self.exchange) for t in tickers]
         ours = {t: self._ours(t) for t in tickers}
         compare_positions(rec, ours, positions)
-        by_client = self.book.by_client
+        for p in rec.positions_taken:
+            ex = self._executor_for(p.ticker)
+            if ex is not None:
+                ex.adopt(p.qty, p.avg_price)
+        by_client, by_local = self.book.by_client, self.book.by_local
         self._record([self._sent(by_client[c], by_client[c].local_id) for c in rec.adopted]
                      + [self._sent(by_client[c], 0, by_client[c].text) for c in rec.unsent]
-                     + [u for u in orders if u.local_id in self.book.by_local])
+                     + [self._sent(by_local[u.local_id], u.local_id, TAKEN_OVER) for u in rec.earlier]
+                     + [u for lid, u in rec.latest.items() if lid in by_local]
+                     + rec.positions_taken)
         self.pipeline.on_routing(list(positions) + fills)
         self._after(rec)
         return rec
 
     def _after(self, rec: Reconciliation) -> None:
+        if not self.reconciliations:
+            self.first_line = rec.line
         self.reconciliations += 1
         self.last = rec
         self.reconciled = rec.ok
@@ -158,15 +168,17 @@ class LiveLink:
         d = self.pipeline.hierarchy.desks.get(ticker)  # restored from the learned state, no executor built yet
         return d.main.executor.qty if d is not None and d.main.executor is not None else 0
 
+    def _executor_for(self, ticker: str) -> LiveExecutor | None:
+        ex = self.executors.get(ticker)
+        if ex is None and spec_for(ticker, self.cfg.execution) is not None:
+            self.pipeline.hierarchy.desk(ticker)  # builds the desk and its live executor
+            ex = self.executors.get(ticker)
+        return ex
+
     def _book_fill(self, f: Any) -> None:
-        ex = self.executors.get(f.ticker)
-        if ex is None:
-            spec = spec_for(f.ticker, self.cfg.execution)
-            if spec is None:
-                return
-            self.pipeline.hierarchy.desk(f.ticker)  # builds the desk and its live executor
-            ex = self.executors[f.ticker]
-        ex.book_fill(f)
+        ex = self._executor_for(f.ticker)
+        if ex is not None:
+            ex.book_fill(f)
 
     # -- sending --------------------------------------------------------------------------------------------------
     async def _run(self) -> None:

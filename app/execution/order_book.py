@@ -25,6 +25,7 @@ PARTIAL_CANCELED, RECEIVED, PARTIAL_EXPIRED, PARTIAL_REJECTED = 15, 16, 17, 18
 TERMINAL = frozenset({FILLED, DONE_FOR_DAY, CANCELED, REJECTED, EXPIRED, PARTIAL_CANCELED, PARTIAL_EXPIRED,
                       PARTIAL_REJECTED, 204, 205})  # 204 OrderNotCreated, 205 CanceledByAdmin
 
+TAKEN_OVER = "taken over from an earlier run"  # OrderSent.why of an order reconciliation took over (take_over)
 EARLY_MAX = 10_000  # updates held for orders whose SendOrder has not returned (bounded: a stranger's flood)
 
 State = Literal["sending", "working", "partial", "filled", "canceled", "rejected", "unsent"]
@@ -114,6 +115,17 @@ class OrderBook:
         o = self.by_client.get(client_id)
         if o is not None:
             o.sent_ns = ns
+
+    def take_over(self, u: OrderUpdate) -> LiveOrder:
+        """A working order an earlier run of ours sent: ours from now on, as it stands (what it already traded is
+        in the broker's position, so no Fill is made for it; later updates fill it as usual)."""
+        o = self.new(u.ticker, u.side, u.qty, 0)
+        o.dispatched = True
+        self.sent(o, u.local_id)
+        o.traded, o.status, o.avg_price = u.traded_qty, u.status, u.avg_price
+        o.state = state_of(u.status, u.traded_qty, u.qty)
+        o.text = TAKEN_OVER
+        return o
 
     def not_sent(self, o: LiveOrder, why: str) -> None:
         """SendOrder refused it (a negative code) or reconciliation found it never reached the DLL."""

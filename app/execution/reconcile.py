@@ -9,8 +9,13 @@ What is compared, and why in this order:
    when it cannot (the intent is there, the answer is not) is the order looked for among the broker's orders we do
    not know: the oldest one with the same ticker, side and quantity is adopted; none = it never reached the broker.
    Either way it is never sent again (the next decision sends what is still needed).
-3. A working order at the broker that is not ours, or one of ours the broker does not list, is a difference.
-4. Finally the position per ticker: ours after step 1-2 against the broker's.
+3. Orders of our earlier runs (their local ids are in the send ledger: this data dir sent them) are ours too: a
+   working one is taken into the book as it stands (its past fills are in the broker's position already). Any
+   other order at the broker, working, is a difference; one of ours the broker does not list is a difference.
+4. Finally the position per ticker: ours after step 1-3 against the broker's. When every order the broker lists
+   for the account is ours (this run's or an earlier run's), a different position can only come from our earlier
+   runs' fills (after a kill -9, the learned state is seconds old): the broker's position is taken as ours, and
+   said so. With any order of someone else at the broker, a difference stops trading.
 """
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ class Reconciliation:
     differences: list[str] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)  # what happened at the broker while we did not listen
     adopted: list[str] = field(default_factory=list)  # client ids found at the broker after a crash
+    earlier: list[OrderUpdate] = field(default_factory=list)  # earlier runs' working orders, taken into the book
+    strangers: int = 0  # orders at the broker neither this run's nor an earlier run's (any state)
+    positions_taken: list[BrokerPosition] = field(default_factory=list)  # broker positions taken as ours
+    latest: dict[int, OrderUpdate] = field(default_factory=dict)  # the broker's latest state of each order
     unsent: list[str] = field(default_factory=list)  # client ids that never reached the DLL
 
     @property
@@ -34,20 +43,24 @@ class Reconciliation:
     @property
     def line(self) -> str:
         if self.ok:
+            taken = "".join(f", position {p.ticker} {p.qty:+d} taken from the broker (our earlier runs' fills)"
+                            for p in self.positions_taken)
             return (f"reconciled with the broker: {len(self.fills)} fills caught up, {len(self.adopted)} orders "
-                    f"adopted, {len(self.unsent)} never sent")
+                    f"adopted, {len(self.unsent)} never sent, {len(self.earlier)} working orders of earlier runs "
+                    f"taken over{taken}")
         more = f" (+{len(self.differences) - 3} more)" if len(self.differences) > 3 else ""
         return "broker and journal differ, trading stopped: " + "; ".join(self.differences[:3]) + more
 
 
 def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[str, float],
-              apply_fill, answers: dict[str, int | None] | None = None) -> Reconciliation:
+              apply_fill, answers: dict[str, int | None] | None = None,
+              earlier_ids: set[int] | frozenset[int] = frozenset()) -> Reconciliation:
     """Bring `book` to the broker's state; `apply_fill(fill)` books each caught-up fill into our position (it must
     be applied before the position comparison). `fee_for` maps ticker -> R$ per contract. `answers`: the send
     ledger's word on each order still `sending` (None never reached SendOrder, 0 unknown, > 0 its local id, < 0
-    refused)."""
+    refused). `earlier_ids`: local ids the send ledger holds (every order this data dir ever sent)."""
     out = Reconciliation()
-    latest: dict[int, OrderUpdate] = {}
+    latest = out.latest
     for u in broker_orders:  # the broker may list an order more than once: keep its most advanced state
         prev = latest.get(u.local_id)
         if prev is None or (u.traded_qty, u.status in TERMINAL) >= (prev.traded_qty, prev.status in TERMINAL):
@@ -95,6 +108,12 @@ def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[s
             out.fills.append(f)
             apply_fill(f)
     for u in strangers:
+        if u.local_id in earlier_ids:
+            if u.status not in TERMINAL:
+                book.take_over(u)
+                out.earlier.append(u)
+            continue
+        out.strangers += 1
         if u.status not in TERMINAL:
             out.differences.append(f"working order at the broker that is not ours: local id {u.local_id} "
                                    f"{u.side} {u.leaves_qty} {u.ticker}")
@@ -102,10 +121,16 @@ def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[s
 
 
 def compare_positions(out: Reconciliation, ours: dict[str, int], positions: list[BrokerPosition]) -> Reconciliation:
-    """Step 4: our position per ticker (after the caught-up fills) against the broker's."""
-    theirs = {p.ticker: p.qty for p in positions}
+    """Step 4: our position per ticker (after the caught-up fills) against the broker's; a difference is taken from
+    the broker when no order of someone else is at the broker (the caller books `positions_taken`)."""
+    theirs = {p.ticker: p for p in positions}
     for ticker in sorted(set(ours) | set(theirs)):
-        a, b = ours.get(ticker, 0), theirs.get(ticker, 0)
-        if a != b:
+        p = theirs.get(ticker)
+        a, b = ours.get(ticker, 0), (p.qty if p is not None else 0)
+        if a == b:
+            continue
+        if p is not None and not out.strangers and not out.differences:
+            out.positions_taken.append(p)
+        else:
             out.differences.append(f"{ticker} position: ours {a:+d}, broker {b:+d}")
     return out

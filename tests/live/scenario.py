@@ -38,16 +38,23 @@ async def wait_incarnation(app: App, n: int, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-def dup_orders(at_broker: list, link) -> int:
-    """Orders at the broker beyond one per order of ours that reached it: a second send of the same intent."""
+def dup_orders(at_broker: list, link, data_dir: str) -> int:
+    """Orders at the broker that no intent of ours explains: neither this run's nor in the send ledger (every send
+    of every run of this data dir, one local id per client id). A second send of one intent would show here."""
+    from pathlib import Path
+
+    from app.feed.profitdll.send_ledger import LEDGER_FILE, SendLedger
+
     ours = {o.local_id for o in link.book.by_client.values() if o.local_id}
-    theirs = {u.local_id for u in at_broker}
-    return len(theirs - ours)
+    path = Path(data_dir) / LEDGER_FILE
+    ledger = {v for v in SendLedger(path).answers.values() if v > 0} if path.exists() else set()
+    return len({u.local_id for u in at_broker} - ours - ledger)
 
 
 async def main(args: dict) -> dict:
     os.environ[ENV_CONFIRM] = "yes"
     over = {**LIVE, "run.data_dir": tempfile.mkdtemp(prefix="live-"), **args.get("overrides", {})}
+    os.makedirs(over["run.data_dir"], exist_ok=True)
     app = App(config_mod.load(None, over), fresh=True)
     plan = args.get("child_faults", [])  # process isolation: test faults per feed child incarnation
     if plan:
@@ -78,6 +85,8 @@ async def main(args: dict) -> dict:
             await app.feed.router.send_order(link.account, t, link.exchange, "buy", "limit", 1,
                                              price=round(last * 0.97 * 2) / 2)
             await asyncio.sleep(args.get("after", 3.0))
+        if args.get("crash"):  # kill -9 in the middle of trading: orders working, position open, nothing saved
+            os._exit(9)
         if args.get("hold"):  # leave the broker holding +1 WDO, as a run killed right after an order would
             link = app.live
             t = sorted(link.executors)[0] if link.executors else app.feed.tickers[0]
@@ -99,11 +108,12 @@ async def main(args: dict) -> dict:
         out["ours"] = {t: (link.executors[t].qty if t in link.executors else 0) for t in tickers}
         snap = link.snapshot()
         out.update({k: snap[k] for k in ("sent", "refused", "reconciled", "reconciliations", "states", "ignored",
-                                         "unknown_updates", "unknown")})
+                                         "unknown_updates", "unknown", "last_reconciliation")})
+        out["first_reconciliation"] = app.live.first_line
         if getattr(app.feed, "supervisor", None) is not None:
             out["children"] = app.feed.supervisor.incarnations
         at_broker = await router.orders(link.account)
-        out["dup_orders"] = dup_orders(at_broker, link)
+        out["dup_orders"] = dup_orders(at_broker, link, over["run.data_dir"])
         status = {u.local_id: u.status_name for u in at_broker}
         out["working"] = [f"{o.client_id} local {o.local_id} {o.side} {o.qty} {o.ticker}: ours {o.state}, broker "
                           f"{status.get(o.local_id, 'absent')}" for o in link.book.by_client.values()

@@ -91,3 +91,17 @@ def test_replay_of_a_live_run_reproduces_its_decisions_with_fills_from_the_journ
     rl = replay["live"]
     assert rl["replayed_from_journal"] and rl["mismatches"] == 0 and rl["records"] > r["sent"]
     assert rl["states"] == live["live"]["states"]  # the same orders, filled / refused the same way
+
+
+def test_a_restart_after_kill_9_takes_over_its_earlier_orders_and_trades_on(tmp_path):
+    # the same data dir (send ledger) and broker: everything at the broker was sent by us, so the restarted run
+    # takes the broker's position and working orders as its own instead of stopping
+    over = {"simulator.routing_state_file": str(tmp_path / "broker.bin"), "run.data_dir": str(tmp_path / "data")}
+    crashed = subprocess.run([sys.executable, "-m", "tests.live.scenario",
+                              json.dumps({"seconds": 3, "crash": True, "overrides": over})],
+                             cwd=ROOT, timeout=120, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert crashed.returncode == 9, crashed.stderr[-2000:]
+    r = scenario({"seconds": 3, "flatten": True, "overrides": over})
+    assert r["reconciled"] and r["sent"] > 5, r["first_reconciliation"]
+    assert "reconciled with the broker" in r["first_reconciliation"]
+    assert r["dup_orders"] == 0 and r["broker"] == r["ours"] and set(r["broker"].values()) == {0}

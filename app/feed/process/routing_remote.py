@@ -132,6 +132,9 @@ class RemoteRouter:
     async def orders(self, account: Any) -> list[OrderUpdate]:
         return await self._call("orders", _account(account))  # type: ignore[no-any-return]
 
+    async def known_local_ids(self) -> set[int]:
+        return set(await self._call("known_local_ids"))
+
     async def lookup(self, client_ids: list[str]) -> dict[str, int | None]:
         if not client_ids:
             return {}
@@ -148,7 +151,7 @@ async def serve(router: Any, request: bytes) -> dict[str, Any]:
             raise ValueError(f"unknown routing op {op!r}")
         if router is None:
             raise RoutingError(0, "NoRouting", "the feed child has no router (feed.routing is false)")
-        if op != "lookup" and args and isinstance(args[0], list):
+        if op not in ("lookup", "known_local_ids") and args and isinstance(args[0], list):
             args[0] = Account(*args[0])
         value = await getattr(router, op)(*args)
         reply = {"ok": True, "error": "", "value": msgspec.to_builtins(value)}
@@ -164,4 +167,4 @@ async def serve(router: Any, request: bytes) -> dict[str, Any]:
 
 
 _OPS = frozenset({"send_order", "change_order", "cancel_order", "cancel_all", "zero_position", "position", "accounts",
-                  "orders", "lookup"})
+                  "orders", "lookup", "known_local_ids"})

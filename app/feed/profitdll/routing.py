@@ -231,6 +231,11 @@ class Router:
         return await self.session.owner.call(self._dll_send, account, ticker, exchange, side, order_type, qty, price,
                                              stop_price, client_id, epoch)
 
+    async def known_local_ids(self) -> set[int]:
+        """The local id of every order the ledger says this data dir sent (any run)."""
+        ledger = await self.session.owner.call(self._ledger)
+        return {v for v in ledger.answers.values() if v > 0} if ledger is not None else set()
+
     async def lookup(self, client_ids: list[str]) -> dict[str, int | None]:
         """What the ledger says of each client id (send_ledger.lookup); all None without a ledger."""
         ledger = await self.session.owner.call(self._ledger)
