@@ -4,6 +4,7 @@ from outside. `--market-day` runs until a full B3 session's worth of trades went
 The soaked app runs in a child process (app.soak.worker) so that a crash is observed, not suffered: this process
 samples the child's RSS and CPU with psutil, collects its latency / depth samples, and at the end judges the run:
 RSS slope, CPU, latency percentiles, crashes, lost and duplicated trades. Exit code 1 when any check fails.
+`--live` is a different soak: live routing through rounds of faults (app.soak.live_faults).
 """
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ NAME = "soak"
 HELP = "long run on the simulator with bursts and chaos; reports RSS slope, CPU, latency, crashes, loss"
 
 
+def _live(args: argparse.Namespace) -> int:
+    from app.soak import live_faults
+
+    if args.rounds < 1 or args.round_seconds <= 0:
+        print("error: --rounds must be >= 1 and --round-seconds > 0", file=sys.stderr)
+        return 2
+    out = sys.stderr if args.json else sys.stdout
+    result = live_faults.soak(args.rounds, args.round_seconds, timeout=args.round_seconds * 10 + 120,
+                              report=lambda line: print(line, file=out, flush=True))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(live_faults.render(result))
+    return 0 if result["ok"] else 1
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=None,
                    help="duration (default 30); with --market-day the ceiling (default 90)")
@@ -30,6 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-every", type=float, default=5.0, help="seconds between samples")
     p.add_argument("--chaos-every", type=float, default=60.0, help="seconds between chaos actions")
     p.add_argument("--isolation", choices=["thread", "process"], default="thread")
+    p.add_argument("--live", action="store_true",
+                   help="live routing on the stand-in's broker through --rounds of mixed faults (duplicated, "
+                        "reordered updates, routing drops, feed-child kills, deaths inside SendOrder, app kill -9); "
+                        "prints the fault table, exit 1 if any order was doubled, sent while reconciliation "
+                        "disagreed, or left broker and ours apart")
+    p.add_argument("--rounds", type=int, default=12, help="--live: rounds of about --round-seconds each")
+    p.add_argument("--round-seconds", type=float, default=6.0, help="--live: trading seconds per round")
     p.add_argument("--max-rss-slope", type=float, default=1.0, help="MB/h allowed")
     p.add_argument("--max-cpu", type=float, default=None,
                    help="mean CPU %% of one core allowed (default 50; 100 with --market-day, which runs flat out)")
@@ -62,6 +86,9 @@ def slope_mb_per_hour(points: list[tuple[float, float]]) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from app.soak import market_day
+
+    if args.live:
+        return _live(args)
 
     if not args.market_day and (args.trades is not None or args.rate is not None or args.keep_data):
         print("soak: --trades, --rate and --keep-data go with --market-day; add it or drop them", file=sys.stderr)

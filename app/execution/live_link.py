@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 from app.config import Config
 from app.events import KillSwitch, Order, OrderSent, OrderUpdate
@@ -22,7 +22,7 @@ from app.execution.order_book import TAKEN_OVER, LiveOrder, OrderBook
 from app.execution.reconcile import Reconciliation, compare_positions, reconcile
 from app.execution.routing_journal import RoutingJournal
 from app.feed.clock import now_ns
-from app.feed.routing_types import Account, RoutingError, RoutingMoved, SendUnknown
+from app.feed.routing_types import Account, RoutingError, SendUnknown
 from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.execution.live")
@@ -193,37 +193,46 @@ class LiveLink:
                 log.warning("live: routing connection back; reconciling before any new order")
                 await self.reconcile()
             while self._queue:
-                o, order = self._queue.popleft()
-                if not self.reconciled:
-                    self._refuse(o, "reconciliation with the broker disagreed: trading stopped")
-                    continue
-                if router.epoch != self.epoch or not router.connected:
-                    self._refuse(o, "routing reconnecting: not reconciled yet")
-                    continue
-                o.dispatched = True
-                try:
-                    local_id = await router.send_order(self.account, o.ticker, self.exchange, o.side, "market",
-                                                       o.qty, client_id=o.client_id, epoch=self.epoch)
-                except SendUnknown as exc:
-                    # the DLL's process died with the call in flight: the order may exist. It stays `sending`
-                    # until reconciliation (forced now) finds what SendOrder answered
-                    log.error("live: order %s: %s; reconciling before anything else is sent", o.client_id, exc)
-                    self.unknown += 1
-                    self.epoch = -1
-                    continue
-                except RoutingMoved as exc:
-                    self._refuse(o, str(exc))
-                    continue
-                except RoutingError as exc:
-                    self._refuse(o, str(exc))
-                    continue
-                early = self.book.sent(o, local_id)
-                self._record([self._sent(o, local_id)])
-                self.sent += 1
-                if o.sent_ns:
-                    self.send_latency.record(o.sent_ns - o.decided_ns)
-                if early:  # what the DLL reported before SendOrder returned, fills included
-                    self.pipeline.on_routing(early)
+                await self._send(self._queue.popleft()[0])
+
+    async def _send(self, o: LiveOrder, order_type: str = "market", price: float = -1.0) -> None:
+        """One order to SendOrder, unless reconciliation disagreed or routing reconnected since it ran."""
+        router = self.feed.router
+        if not self.reconciled:
+            self._refuse(o, "reconciliation with the broker disagreed: trading stopped")
+            return
+        if router.epoch != self.epoch or not router.connected:
+            self._refuse(o, "routing reconnecting: not reconciled yet")
+            return
+        o.dispatched = True
+        try:
+            local_id = await router.send_order(self.account, o.ticker, self.exchange, o.side, order_type, o.qty,
+                                               price=price, client_id=o.client_id, epoch=self.epoch)
+        except SendUnknown as exc:
+            # the DLL's process died with the call in flight: the order may exist. It stays `sending` until
+            # reconciliation (forced now) finds what SendOrder answered
+            log.error("live: order %s: %s; reconciling before anything else is sent", o.client_id, exc)
+            self.unknown += 1
+            self.epoch = -1
+            return
+        except RoutingError as exc:  # refused by the DLL, or RoutingMoved: a reconnect raced this send
+            self._refuse(o, str(exc))
+            return
+        early = self.book.sent(o, local_id)
+        self._record([self._sent(o, local_id)])
+        self.sent += 1
+        if o.sent_ns:
+            self.send_latency.record(o.sent_ns - o.decided_ns)
+        if early:  # what the DLL reported before SendOrder returned, fills included
+            self.pipeline.on_routing(early)
+
+    async def place_limit(self, ticker: str, side: Literal["buy", "sell"], qty: int, price: float) -> LiveOrder:
+        """A resting limit order of ours outside the hierarchy (tools, the live fault soak): booked, journaled,
+        reconciled and counted in `committed` like the hierarchy's own."""
+        o = self.book.new(ticker, side, qty, 0)
+        o.decided_ns = now_ns()
+        await self._send(o, "limit", price)
+        return o
 
     def _refuse(self, o: LiveOrder, why: str) -> None:
         self.book.not_sent(o, why)
@@ -253,7 +262,8 @@ class LiveLink:
                 o = self.book.new(ticker, "sell" if pos.qty > 0 else "buy", abs(pos.qty), 0)
                 o.dispatched = True
                 try:
-                    local_id = await router.zero_position(self.account, ticker, self.exchange)
+                    local_id = await router.zero_position(self.account, ticker, self.exchange,
+                                                          client_id=o.client_id)
                 except RoutingError as exc:  # e.g. a working order filled to flat after the position was read
                     self._refuse(o, str(exc))
                     flattened.append(f"{ticker} {pos.qty:+d} ({exc.name})")

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 
 def scenario(args: dict, timeout: float = 120) -> dict:
-    p = subprocess.run([sys.executable, "-m", "tests.live.scenario", json.dumps(args)], cwd=ROOT, timeout=timeout,
+    p = subprocess.run([sys.executable, "-m", "app.soak.live_round", json.dumps(args)], cwd=ROOT, timeout=timeout,
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -36,7 +36,7 @@ def test_duplicated_and_reordered_updates_are_never_counted_twice():
 def test_after_a_crash_the_broker_position_stops_trading_and_nothing_is_sent(tmp_path):
     state = str(tmp_path / "broker.bin")
     over = {"simulator.routing_state_file": state}
-    crashed = subprocess.run([sys.executable, "-m", "tests.live.scenario",
+    crashed = subprocess.run([sys.executable, "-m", "app.soak.live_round",
                               json.dumps({"seconds": 3, "hold": True, "overrides": over})],
                              cwd=ROOT, timeout=120, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert crashed.returncode == 9, crashed.stderr[-2000:]
@@ -97,7 +97,7 @@ def test_a_restart_after_kill_9_takes_over_its_earlier_orders_and_trades_on(tmp_
     # the same data dir (send ledger) and broker: everything at the broker was sent by us, so the restarted run
     # takes the broker's position and working orders as its own instead of stopping
     over = {"simulator.routing_state_file": str(tmp_path / "broker.bin"), "run.data_dir": str(tmp_path / "data")}
-    crashed = subprocess.run([sys.executable, "-m", "tests.live.scenario",
+    crashed = subprocess.run([sys.executable, "-m", "app.soak.live_round",
                               json.dumps({"seconds": 3, "crash": True, "overrides": over})],
                              cwd=ROOT, timeout=120, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert crashed.returncode == 9, crashed.stderr[-2000:]

@@ -120,8 +120,9 @@ class RemoteRouter:
     async def cancel_all(self, account: Any) -> None:
         await self._call("cancel_all", _account(account))
 
-    async def zero_position(self, account: Any, ticker: str, exchange: str, price: float = -1) -> int:
-        return int(await self._call("zero_position", _account(account), ticker, exchange, price))
+    async def zero_position(self, account: Any, ticker: str, exchange: str, price: float = -1,
+                            client_id: str = "") -> int:
+        return int(await self._call("zero_position", _account(account), ticker, exchange, price, client_id))
 
     async def position(self, account: Any, ticker: str, exchange: str) -> BrokerPosition:
         return await self._call("position", _account(account), ticker, exchange)  # type: ignore[no-any-return]

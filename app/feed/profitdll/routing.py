@@ -85,6 +85,11 @@ class Router:
             raise ValueError(f"side must be buy|sell and order_type market|limit|stop_limit, got {side!r}, "
                              f"{order_type!r}")
         what = f"SendOrder {side} {qty} {ticker} {order_type}"
+        return self._ledgered(client_id, what, epoch, lambda: self._dll_send_now(
+            acc, ticker, exchange, side, order_type, qty, price, stop_price, what))
+
+    def _ledgered(self, client_id: str, what: str, epoch: int | None, call: Callable[[], int]) -> int:
+        """Run one order-creating DLL call (owner thread) under the epoch check and the send ledger."""
         # checked here, on the owner thread, right before the call: nothing can reconnect in between
         if epoch is not None and epoch != self.session.routing_connects:
             raise RoutingMoved(f"{what}: routing reconnected since the last reconciliation")
@@ -96,11 +101,11 @@ class Router:
                     ledger.deduplicated += 1
                     return prior
                 if prior == 0:
-                    raise SendUnknown(f"{what}: client id {client_id} reached SendOrder before, answer lost")
+                    raise SendUnknown(f"{what}: client id {client_id} reached the DLL before, answer lost")
                 raise RoutingError(prior, code_name(prior), f"{what} (refused before)")
             ledger.intent(client_id, what)
         try:
-            local_id = self._dll_send_now(acc, ticker, exchange, side, order_type, qty, price, stop_price, what)
+            local_id = call()
         except RoutingError as exc:
             if ledger is not None:
                 ledger.answer(client_id, exc.code)
@@ -156,7 +161,11 @@ class Router:
         s = rabi.TConnectorCancelAllOrders(0, _account_id(acc), self._password.value)
         _check(f"SendCancelAllOrdersV2 {acc.account}", self.session.lib.SendCancelAllOrdersV2(ctypes.byref(s)))
 
-    def _dll_zero(self, acc: AccountRef, ticker: str, exchange: str, price: float) -> int:
+    def _dll_zero(self, acc: AccountRef, ticker: str, exchange: str, price: float, client_id: str = "") -> int:
+        return self._ledgered(client_id, f"SendZeroPositionV2 {ticker}", None,
+                              lambda: self._dll_zero_now(acc, ticker, exchange, price))
+
+    def _dll_zero_now(self, acc: AccountRef, ticker: str, exchange: str, price: float) -> int:
         s = rabi.TConnectorZeroPosition()
         s.Version = 2
         s.AccountID = _account_id(acc)
@@ -164,7 +173,9 @@ class Router:
         s.Password = self._password.value
         s.Price = float(price)
         s.PositionType = rabi.POSITION_DAY_TRADE
-        local_id = _check(f"SendZeroPositionV2 {ticker}", self.session.lib.SendZeroPositionV2(ctypes.byref(s)))
+        rc = self.session.lib.SendZeroPositionV2(ctypes.byref(s))
+        self.returned_ns = now_ns()
+        local_id = _check(f"SendZeroPositionV2 {ticker}", rc)
         self.last_message_id = s.MessageID
         return local_id
 
@@ -253,9 +264,10 @@ class Router:
     async def cancel_all(self, account: AccountRef) -> None:
         await self.session.owner.call(self._dll_cancel_all, account)
 
-    async def zero_position(self, account: AccountRef, ticker: str, exchange: str, price: float = -1) -> int:
-        """Flatten (price -1 = at market); the local id of the order that does it."""
-        return await self.session.owner.call(self._dll_zero, account, ticker, exchange, price)
+    async def zero_position(self, account: AccountRef, ticker: str, exchange: str, price: float = -1,
+                            client_id: str = "") -> int:
+        """Flatten (price -1 = at market); the local id of the order that does it (in the ledger with a client id)."""
+        return await self.session.owner.call(self._dll_zero, account, ticker, exchange, price, client_id)
 
     async def position(self, account: AccountRef, ticker: str, exchange: str) -> BrokerPosition:
         return await self.session.owner.call(self._dll_position, account, ticker, exchange)

@@ -1,7 +1,15 @@
-"""A live run on the stand-in's broker, in a process of its own (the DLL initializes once a process).
+"""One live run on the stand-in's broker, in a process of its own (the DLL initializes once a process): the unit of
+the live fault soak (app.soak.live_faults) and of tests/live.
 
-`python -m tests.live.scenario '{"seconds": 6, "flatten": true, "overrides": {...}}'` prints one JSON line: what was
-sent, refused and filled, our position and the broker's per ticker, reconciliations, ignored updates.
+`python -m app.soak.live_round '{"seconds": 6, "flatten": true, "overrides": {...}}'` prints one JSON line: what was
+sent, refused and filled, our position and the broker's per ticker, reconciliations, ignored updates, orders no
+intent of ours explains, and the stand-in's injected routing faults. Options (all optional):
+  seconds      trading time (default 5)             flatten     kill switch + flatten at the end, then settle
+  overrides    dotted config keys                   resting     place this many resting 1-lot limits of ours
+  kill_child   process isolation: kill the child N times, waiting for each reconciliation
+  child_faults process isolation: per child incarnation, the feed-child faults (route-exit:N:W ...)
+  crash        os._exit(9) after `seconds` (kill -9 in the middle of trading)
+  hold / stranger   put an order that is not ours at the broker (tests of the refusal paths)
 """
 from __future__ import annotations
 
@@ -51,6 +59,23 @@ def dup_orders(at_broker: list, link, data_dir: str) -> int:
     return len({u.local_id for u in at_broker} - ours - ledger)
 
 
+async def place_resting(app: App, n: int, seconds: float) -> None:
+    """`n` resting 1-lot limits of ours, 8 ticks away from the last trade, spread over `seconds`: orders that work
+    for a while, so the stand-in's routing drops find them (it drops only while an order works)."""
+    link = app.live
+    for i in range(n):
+        await asyncio.sleep(seconds / (n + 1))
+        t = app.feed.tickers[i % len(app.feed.tickers)]
+        market = app.pipeline.hierarchy.desk(t).market
+        ex = link.executors.get(t)
+        if not market.last_price or ex is None or not link.reconciled:
+            continue
+        side = "buy" if i % 2 == 0 else "sell"
+        tick = ex.spec.tick
+        price = market.last_price + (-8 * tick if side == "buy" else 8 * tick)
+        await link.place_limit(t, side, 1, round(price / tick) * tick)
+
+
 async def main(args: dict) -> dict:
     os.environ[ENV_CONFIRM] = "yes"
     over = {**LIVE, "run.data_dir": tempfile.mkdtemp(prefix="live-"), **args.get("overrides", {})}
@@ -74,10 +99,13 @@ async def main(args: dict) -> dict:
             await asyncio.sleep(args.get("seconds", 5.0) / (kills + 1))
             app.feed.kill_child()
             await wait_reconciled(app, 30.0)
-        for _ in args.get("child_faults", [])[:-1]:  # each faulty child dies on its own: wait for the next one
+        for _ in [f for f in plan if f]:  # each faulty child dies on its own: wait for the one after it
             await wait_incarnation(app, app.feed.supervisor.incarnations + 1, 30.0)
             await wait_reconciled(app, 30.0)
+        resting = asyncio.get_running_loop().create_task(place_resting(app, args.get("resting", 0),
+                                                                       args.get("seconds", 5.0) / (kills + 1)))
         await asyncio.sleep(args.get("seconds", 5.0) / (kills + 1))
+        await resting
         if args.get("stranger"):  # another program rests an order on our account; routing then drops and returns
             link = app.live
             t = app.feed.tickers[0]
@@ -119,6 +147,8 @@ async def main(args: dict) -> dict:
                           f"{status.get(o.local_id, 'absent')}" for o in link.book.by_client.values()
                           if o.state in ("working", "partial", "sending")]
         out["send_latency"] = snap["send_latency"]
+        sim = app.feed.stats().get("simulator", {})
+        out["injected"] = {k: sim.get(f"routing_{k}", 0) for k in ("dups", "reorders", "drops", "races")}
         out["fills"] = sum(ex.fills for ex in link.executors.values())
         out["orders_at_broker"] = len(await router.orders(link.account))
         out["digest"] = app.pipeline.digest.hexdigest()
