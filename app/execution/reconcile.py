@@ -95,7 +95,9 @@ def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[s
                 apply_fill(f)
     strangers = sorted((u for lid, u in latest.items() if lid not in book.by_local), key=lambda u: u.local_id)
     for o in sorted(book.sending(), key=lambda o: o.n):  # what the ledger could not say: by the broker's list
-        match = next((u for u in strangers if u.ticker == o.ticker and u.side == o.side and u.qty == o.qty), None)
+        # only among orders the ledger does not know: an order it knows is another intent's, whatever it looks like
+        match = next((u for u in strangers if u.ticker == o.ticker and u.side == o.side and u.qty == o.qty
+                      and u.local_id not in earlier_ids), None)
         if match is None:
             book.not_sent(o, "not at the broker after a restart: never sent")
             out.unsent.append(o.client_id)

@@ -66,3 +66,13 @@ def test_differences_are_named_in_one_line():
     assert not rec.ok and len(rec.differences) == 3
     line = rec.line
     assert "\n" not in line and "local id 31" in line and "local id 77" in line and "ours +0, broker -1" in line
+
+
+def test_a_lost_answer_is_never_matched_to_an_order_the_ledger_knows():
+    book = OrderBook("r")
+    lost = book.new("WDOZ26", "sell", 1, 1)
+    lost.dispatched = True
+    # 21: an earlier run's filled order that looks the same; 22: the one SendOrder took before the crash
+    broker = [u(21, "sell", 1, 1, 2), u(22, "sell", 1, 1, 2)]
+    rec = reconcile(book, broker, {}, lambda f: None, {lost.client_id: 0}, earlier_ids={21})
+    assert lost.local_id == 22 and rec.adopted == [lost.client_id] and rec.strangers == 0 and rec.ok
