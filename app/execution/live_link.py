@@ -129,8 +129,12 @@ class LiveLink:
         fees = {t: ex.spec.fee for t, ex in self.executors.items()}
         fills = []
         answers = await router.lookup([o.client_id for o in self.book.sending()])
-        earlier = await router.known_local_ids()
-        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)), answers, earlier)
+        earlier, unresolved = await router.earlier_sends()
+        unresolved = [x for x in unresolved if x[0] not in self.book.by_client]  # this run's are step 2's
+        rec = reconcile(self.book, orders, fees, lambda f: (self._book_fill(f), fills.append(f)), answers, earlier,
+                        unresolved)
+        for client_id, local_id in rec.settled:
+            await router.settle(client_id, local_id)
         tickers = sorted(set(self.feed.tickers) | set(self.executors))
         positions = [await router.position(self.account, t, self.exchange) for t in tickers]
         ours = {t: self._ours(t) for t in tickers}

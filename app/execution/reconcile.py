@@ -9,8 +9,9 @@ What is compared, and why in this order:
    when it cannot (the intent is there, the answer is not) is the order looked for among the broker's orders we do
    not know: the oldest one with the same ticker, side and quantity is adopted; none = it never reached the broker.
    Either way it is never sent again (the next decision sends what is still needed).
-3. Orders of our earlier runs (their local ids are in the send ledger: this data dir sent them) are ours too: a
-   working one is taken into the book as it stands (its past fills are in the broker's position already). Any
+3. Orders of our earlier runs (their local ids are in the send ledger: this data dir sent them; or an earlier
+   run's intent whose answer died with it matches the order's ticker, side and quantity) are ours too: a working
+   one is taken into the book as it stands (its past fills are in the broker's position already). Any
    other order at the broker, working, is a difference; one of ours the broker does not list is a difference.
 4. Finally the position per ticker: ours after step 1-3 against the broker's. When every order the broker lists
    for the account is ours (this run's or an earlier run's), a different position can only come from our earlier
@@ -34,6 +35,7 @@ class Reconciliation:
     strangers: int = 0  # orders at the broker neither this run's nor an earlier run's (any state)
     positions_taken: list[BrokerPosition] = field(default_factory=list)  # broker positions taken as ours
     latest: dict[int, OrderUpdate] = field(default_factory=dict)  # the broker's latest state of each order
+    settled: list[tuple[str, int]] = field(default_factory=list)  # (client id, local id) of lost answers found
     unsent: list[str] = field(default_factory=list)  # client ids that never reached the DLL
 
     @property
@@ -54,11 +56,13 @@ class Reconciliation:
 
 def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[str, float],
               apply_fill, answers: dict[str, int | None] | None = None,
-              earlier_ids: set[int] | frozenset[int] = frozenset()) -> Reconciliation:
+              earlier_ids: set[int] | frozenset[int] = frozenset(),
+              unresolved: list[tuple[str, str, str, int]] | None = None) -> Reconciliation:
     """Bring `book` to the broker's state; `apply_fill(fill)` books each caught-up fill into our position (it must
     be applied before the position comparison). `fee_for` maps ticker -> R$ per contract. `answers`: the send
     ledger's word on each order still `sending` (None never reached SendOrder, 0 unknown, > 0 its local id, < 0
-    refused). `earlier_ids`: local ids the send ledger holds (every order this data dir ever sent)."""
+    refused). `earlier_ids`: local ids the send ledger holds (every order this data dir ever sent); `unresolved`:
+    earlier runs' intents whose answer was lost, (client id, ticker, side, qty; side "" = any)."""
     out = Reconciliation()
     latest = out.latest
     for u in broker_orders:  # the broker may list an order more than once: keep its most advanced state
@@ -109,7 +113,15 @@ def reconcile(book: OrderBook, broker_orders: list[OrderUpdate], fee_for: dict[s
         if f is not None:
             out.fills.append(f)
             apply_fill(f)
+    lost = list(unresolved or [])
     for u in strangers:
+        if u.local_id not in earlier_ids:  # an earlier run's send whose answer died with it, recognised by its intent
+            hit = next((x for x in lost if x[1] == u.ticker and (not x[2] or (x[2] == u.side and x[3] == u.qty))),
+                       None)
+            if hit is not None:
+                lost.remove(hit)
+                out.settled.append((hit[0], u.local_id))
+                earlier_ids = earlier_ids | {u.local_id}
         if u.local_id in earlier_ids:
             if u.status not in TERMINAL:
                 book.take_over(u)

@@ -11,7 +11,8 @@ cycle through three kinds:
            was written but never reached us; in turn)
   crash    thread mode; the app is killed (os._exit(9)) in the middle of trading, orders and position open; the
            next round restarts on what it left
-Every round but a crash ends with flatten. Judged per round and overall:
+Every round but a crash ends with flatten, and a last short round restarts on what the rounds left and flattens,
+so the account ends flat. Judged per round and overall:
   duplicate orders      orders at the broker that no intent explains (neither the run's book nor the send
                         ledger, which holds one local id per client id): must be 0
   sent while disagreeing  from the routing journals: orders that got a local id after reconciliation disagreed
@@ -35,8 +36,9 @@ DISAGREED = "broker and journal differ"
 MIN_FAULTS = 100
 
 
-def round_args(i: int, data_dir: str, broker_file: str, seconds: float) -> tuple[str, dict[str, Any]]:
-    kind = KINDS[i % len(KINDS)]
+def round_args(i: int, data_dir: str, broker_file: str, seconds: float, last: bool = False
+               ) -> tuple[str, dict[str, Any]]:
+    kind = "final" if last else KINDS[i % len(KINDS)]
     over: dict[str, Any] = {"run.data_dir": data_dir, "simulator.routing_state_file": broker_file,
                             "journal.enabled": True, "simulator.seed": 1000 + i}
     args: dict[str, Any] = {"seconds": seconds, "flatten": True, "overrides": over}
@@ -48,7 +50,7 @@ def round_args(i: int, data_dir: str, broker_file: str, seconds: float) -> tuple
         over.update({"feed.isolation": "process", "feed.restart_backoff": 0.2})
         where = ROUTE_EXITS[(i // len(KINDS)) % len(ROUTE_EXITS)]
         args.update({"kill_child": 2, "child_faults": [[], [], [f"route-exit:3:{where}"], []]})
-    else:
+    elif kind == "crash":
         args.update({"crash": True, "flatten": False})
     return kind, args
 
@@ -91,8 +93,8 @@ def soak(rounds: int, seconds: float, timeout: float, report: Any = print) -> di
               "feed child killed": 0, "feed child died inside SendOrder": 0, "app kill -9 and restart": 0}
     rows, failures = [], []
     totals = {"sent": 0, "refused": 0, "dup_orders": 0, "reconciliations": 0, "unknown": 0}
-    for i in range(rounds):
-        kind, args = round_args(i, data_dir, broker, seconds)
+    for i in range(rounds + 1):
+        kind, args = round_args(i, data_dir, broker, seconds if i < rounds else 2.0, last=i == rounds)
         t0 = time.monotonic()
         code, out, err = run_round(args, timeout)
         row = {"round": i + 1, "kind": kind, "seconds": round(time.monotonic() - t0, 1), "exit": code}

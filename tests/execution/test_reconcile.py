@@ -76,3 +76,13 @@ def test_a_lost_answer_is_never_matched_to_an_order_the_ledger_knows():
     broker = [u(21, "sell", 1, 1, 2), u(22, "sell", 1, 1, 2)]
     rec = reconcile(book, broker, {}, lambda f: None, {lost.client_id: 0}, earlier_ids={21})
     assert lost.local_id == 22 and rec.adopted == [lost.client_id] and rec.strangers == 0 and rec.ok
+
+
+def test_an_earlier_runs_lost_answer_is_recognised_by_its_intent():
+    book = OrderBook("r2")  # a new run: the crashed run's intent is only in the ledger
+    broker = [u(21, "sell", 1, 1, 2), u(30, "buy", 2, 2, 2), u(31, "sell", 1, 1, 2, ticker="WINZ26")]
+    unresolved = [("r1-7", "WDOZ26", "buy", 2), ("r1-9", "WINZ26", "", 0)]  # an order, and a zero-position
+    rec = reconcile(book, broker, {}, lambda f: None, {}, earlier_ids={21}, unresolved=unresolved)
+    assert rec.settled == [("r1-7", 30), ("r1-9", 31)] and rec.strangers == 0 and rec.ok
+    rec = reconcile(book, broker, {}, lambda f: None, {}, earlier_ids={21}, unresolved=[])
+    assert rec.strangers == 2  # without the intents, the two are someone else's

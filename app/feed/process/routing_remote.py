@@ -133,8 +133,12 @@ class RemoteRouter:
     async def orders(self, account: Any) -> list[OrderUpdate]:
         return await self._call("orders", _account(account))  # type: ignore[no-any-return]
 
-    async def known_local_ids(self) -> set[int]:
-        return set(await self._call("known_local_ids"))
+    async def earlier_sends(self) -> tuple[set[int], list[tuple[str, str, str, int]]]:
+        ids, unresolved = await self._call("earlier_sends")
+        return set(ids), [tuple(u) for u in unresolved]  # type: ignore[misc]
+
+    async def settle(self, client_id: str, local_id: int) -> None:
+        await self._call("settle", client_id, local_id)
 
     async def lookup(self, client_ids: list[str]) -> dict[str, int | None]:
         if not client_ids:
@@ -152,7 +156,7 @@ async def serve(router: Any, request: bytes) -> dict[str, Any]:
             raise ValueError(f"unknown routing op {op!r}")
         if router is None:
             raise RoutingError(0, "NoRouting", "the feed child has no router (feed.routing is false)")
-        if op not in ("lookup", "known_local_ids") and args and isinstance(args[0], list):
+        if op not in _NO_ACCOUNT and args and isinstance(args[0], list):
             args[0] = Account(*args[0])
         value = await getattr(router, op)(*args)
         reply = {"ok": True, "error": "", "value": msgspec.to_builtins(value)}
@@ -168,4 +172,5 @@ async def serve(router: Any, request: bytes) -> dict[str, Any]:
 
 
 _OPS = frozenset({"send_order", "change_order", "cancel_order", "cancel_all", "zero_position", "position", "accounts",
-                  "orders", "lookup", "known_local_ids"})
+                  "orders", "lookup", "earlier_sends", "settle"})
+_NO_ACCOUNT = frozenset({"lookup", "earlier_sends", "settle"})

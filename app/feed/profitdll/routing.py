@@ -85,10 +85,11 @@ class Router:
             raise ValueError(f"side must be buy|sell and order_type market|limit|stop_limit, got {side!r}, "
                              f"{order_type!r}")
         what = f"SendOrder {side} {qty} {ticker} {order_type}"
-        return self._ledgered(client_id, what, epoch, lambda: self._dll_send_now(
+        return self._ledgered(client_id, what, epoch, (ticker, side, qty), lambda: self._dll_send_now(
             acc, ticker, exchange, side, order_type, qty, price, stop_price, what))
 
-    def _ledgered(self, client_id: str, what: str, epoch: int | None, call: Callable[[], int]) -> int:
+    def _ledgered(self, client_id: str, what: str, epoch: int | None, order: tuple[str, str, int],
+                  call: Callable[[], int]) -> int:
         """Run one order-creating DLL call (owner thread) under the epoch check and the send ledger."""
         # checked here, on the owner thread, right before the call: nothing can reconnect in between
         if epoch is not None and epoch != self.session.routing_connects:
@@ -103,7 +104,7 @@ class Router:
                 if prior == 0:
                     raise SendUnknown(f"{what}: client id {client_id} reached the DLL before, answer lost")
                 raise RoutingError(prior, code_name(prior), f"{what} (refused before)")
-            ledger.intent(client_id, what)
+            ledger.intent(client_id, what, *order)
         try:
             local_id = call()
         except RoutingError as exc:
@@ -162,7 +163,7 @@ class Router:
         _check(f"SendCancelAllOrdersV2 {acc.account}", self.session.lib.SendCancelAllOrdersV2(ctypes.byref(s)))
 
     def _dll_zero(self, acc: AccountRef, ticker: str, exchange: str, price: float, client_id: str = "") -> int:
-        return self._ledgered(client_id, f"SendZeroPositionV2 {ticker}", None,
+        return self._ledgered(client_id, f"SendZeroPositionV2 {ticker}", None, (ticker, "", 0),
                               lambda: self._dll_zero_now(acc, ticker, exchange, price))
 
     def _dll_zero_now(self, acc: AccountRef, ticker: str, exchange: str, price: float) -> int:
@@ -242,10 +243,22 @@ class Router:
         return await self.session.owner.call(self._dll_send, account, ticker, exchange, side, order_type, qty, price,
                                              stop_price, client_id, epoch)
 
-    async def known_local_ids(self) -> set[int]:
-        """The local id of every order the ledger says this data dir sent (any run)."""
+    async def earlier_sends(self) -> tuple[set[int], list[tuple[str, str, str, int]]]:
+        """What the ledger says this data dir sent (any run): every local id, and the intents whose answer was lost
+        as (client id, ticker, side, qty)."""
+        return await self.session.owner.call(self._dll_earlier)
+
+    def _dll_earlier(self) -> tuple[set[int], list[tuple[str, str, str, int]]]:
+        ledger = self._ledger()
+        if ledger is None:
+            return set(), []
+        return {v for v in ledger.answers.values() if v > 0}, ledger.unresolved()
+
+    async def settle(self, client_id: str, local_id: int) -> None:
+        """Reconciliation found the order of a lost answer at the broker: the ledger says so from now on."""
         ledger = await self.session.owner.call(self._ledger)
-        return {v for v in ledger.answers.values() if v > 0} if ledger is not None else set()
+        if ledger is not None:
+            await self.session.owner.call(ledger.answer, client_id, local_id)
 
     async def lookup(self, client_ids: list[str]) -> dict[str, int | None]:
         """What the ledger says of each client id (send_ledger.lookup); all None without a ledger."""

@@ -36,6 +36,7 @@ class SendLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.answers: dict[str, int] = {}  # client id -> local id (> 0), refused code (< 0), or UNKNOWN
+        self.orders: dict[str, tuple[str, str, int]] = {}  # client id -> (ticker, side, qty) as the intent said
         self.deduplicated = 0  # sends answered from the file instead of the DLL
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = self._load()
@@ -56,7 +57,11 @@ class SendLedger:
                         cid = str(rec["c"])
                     except (ValueError, KeyError, TypeError):
                         continue  # a torn line from a kill in the middle of a write
-                    self.answers[cid] = int(rec.get("l", UNKNOWN))
+                    if "l" in rec:
+                        self.answers[cid] = int(rec["l"])
+                    else:
+                        self.answers.setdefault(cid, UNKNOWN)
+                        self.orders[cid] = (str(rec.get("t", "")), str(rec.get("s", "")), int(rec.get("q", 0)))
         except FileNotFoundError:
             pass
         return n
@@ -67,16 +72,25 @@ class SendLedger:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             for cid, local in keep:
-                f.write(json.dumps({"c": cid, "l": local}) + "\n")
+                t, side, q = self.orders.get(cid, ("", "", 0))
+                rec = {"c": cid, "l": local} if local != UNKNOWN else {"c": cid, "w": "", "t": t, "s": side, "q": q}
+                f.write(json.dumps(rec) + "\n")
         os.replace(tmp, self.path)
 
     def lookup(self, client_id: str) -> int | None:
         """NEVER (None), UNKNOWN (0: the intent is there, the answer is not), the local id, or the refusal code."""
         return self.answers.get(client_id, NEVER)
 
-    def intent(self, client_id: str, what: str) -> None:
-        self._write({"c": client_id, "w": what})
+    def intent(self, client_id: str, what: str, ticker: str = "", side: str = "", qty: int = 0) -> None:
+        """Before the DLL call. ticker/side/qty let a later run recognise the order at the broker if the answer
+        is lost ("" / 0 where the DLL decides, as for SendZeroPosition)."""
+        self._write({"c": client_id, "w": what, "t": ticker, "s": side, "q": qty})
         self.answers[client_id] = UNKNOWN
+        self.orders[client_id] = (ticker, side, qty)
+
+    def unresolved(self) -> list[tuple[str, str, str, int]]:
+        """(client id, ticker, side, qty) of every intent whose answer was lost, oldest first."""
+        return [(c, *self.orders.get(c, ("", "", 0))) for c, v in self.answers.items() if v == UNKNOWN]
 
     def answer(self, client_id: str, local_id_or_code: int) -> None:
         self._write({"c": client_id, "l": local_id_or_code})
