@@ -21,7 +21,8 @@ from app.feed.clock import now_ns
 from app.feed.process import protocol
 from app.feed.process.dedupe import Dedupe
 from app.feed.process.routing_remote import RemoteRouter
-from app.feed.process.supervisor import ChildHandle, Supervisor
+from app.feed.process.child_handle import ChildHandle
+from app.feed.process.supervisor import Supervisor
 from app.metrics import LatencyHistogram
 
 log = logging.getLogger("app.feed.process")
