@@ -104,6 +104,9 @@ def test_table_output_without_json():
     assert "tuple_kept" in proc.stdout and "kept / default" in proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("fault,sections", [("crash", ["floor"]), ("crash:d", ["bridge"]), ("crash:c", ["bridge"]),
                                             ("gap", ["bridge"]), ("gap:d", ["bridge"])])
 def test_an_injected_fault_fails_the_bench_with_an_error_and_no_numbers(fault, sections):

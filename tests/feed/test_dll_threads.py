@@ -1,4 +1,5 @@
 """The binding against the native stand-in, each scenario in a process of its own (one DLL session per process)."""
+import pytest
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ def scenario(name: str, timeout: float = 600, **kwargs) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_million_trade_callbacks_with_concurrent_gc_arrive_complete_and_in_order():
     r = scenario("flood", total=1_000_000)
     c = r["continuity"]

@@ -1,4 +1,5 @@
 """The soak command itself, tiny: it runs, prints every field, and fails when the soaked process crashes."""
+import pytest
 import json
 
 from tests.conftest import run_app
@@ -8,6 +9,7 @@ FIELDS = {"minutes", "crashes", "lost_trades", "duplicated_trades", "valkey_unac
           "callback_to_loop_us", "bridge_max_depth", "chaos", "checks", "passed"}
 
 
+@pytest.mark.slow
 def test_a_short_soak_with_chaos_passes_and_reports_every_field():
     proc = run_app("soak", "--minutes", "0.25", "--sample-every", "1", "--chaos-every", "3", "--json",
                    "--max-rss-slope", "100000", timeout=180)
