@@ -52,6 +52,9 @@ class LiveLink:
         self.unknown = 0  # sends whose answer was lost with the DLL's process (resolved by reconciliation)
         self.last_refusal = ""
         self.epoch = -1  # the router's epoch at the last reconciliation
+        # the broker's position per ticker as last read (reconciliation, flatten, the monitor's refresh): what the
+        # monitor and the summary set against ours
+        self.broker_positions: dict[str, int] = {}
         self.send_latency = LatencyHistogram()  # decision (submit) -> SendOrder returned, on the owner thread
 
     # -- wiring ---------------------------------------------------------------------------------------------------
@@ -137,6 +140,7 @@ class LiveLink:
             await router.settle(client_id, local_id)
         tickers = sorted(set(self.feed.tickers) | set(self.executors))
         positions = [await router.position(self.account, t, self.exchange) for t in tickers]
+        self.broker_positions.update((p.ticker, p.qty) for p in positions)
         ours = {t: self._ours(t) for t in tickers}
         compare_positions(rec, ours, positions)
         for p in rec.positions_taken:
@@ -260,6 +264,7 @@ class LiveLink:
         flattened = []
         for ticker in sorted(set(self.feed.tickers) | set(self.executors)):
             pos = await router.position(self.account, ticker, self.exchange)
+            self.broker_positions[ticker] = pos.qty
             if pos.qty:
                 # booked as one of ours, working: its fills then move our position, and the kill switch's own
                 # flattening order (from the committed position, now zero) is not sent on top of it
@@ -282,7 +287,9 @@ class LiveLink:
 
     def snapshot(self) -> dict[str, Any]:
         return {"account": self.account.account, "broker": self.account.broker, "reconciled": self.reconciled,
-                "reconciliations": self.reconciliations, "last_reconciliation": self.last.line if self.last else "",
+                "reconciliations": self.reconciliations, "first_reconciliation": self.first_line,
+                "last_reconciliation": self.last.line if self.last else "",
+                "broker_positions": dict(self.broker_positions),
                 "sent": self.sent, "refused": self.refused, "unknown": self.unknown, "last_refusal": self.last_refusal,
                 "send_latency": self.send_latency.summary_us(),
                 **self.book.snapshot()}
