@@ -155,6 +155,15 @@ class App:
             self.control = None
         if self.live is not None:
             await self.live.stop()
+            # an order working at the broker may fill between the read and its update reaching us: a moment for
+            # those to finish (one whose send was cut by the stop has no local id and stays unknown: a real gap)
+            settle = time.monotonic() + max(0.0, min(0.5, (deadline - time.monotonic()) / 8))
+            while any(o.local_id for o in self.live.book.working()) and time.monotonic() < settle:
+                await asyncio.sleep(0.02)
+            try:  # the summary's broker column: the position as the run ends, not as the last reconciliation saw it
+                await self.read_broker_positions(max(0.1, min(1.0, (deadline - time.monotonic()) / 4)))
+            except Exception as exc:  # noqa: BLE001 - the stop goes on; the summary keeps the last read it had
+                log.warning("stop: the broker's positions could not be read: %s: %s", type(exc).__name__, exc)
         try:
             if self.feed is not None:
                 share = max(0.5, (deadline - time.monotonic()) * FEED_STOP_SHARE)
@@ -200,8 +209,30 @@ class App:
         if self.pipeline is not None:
             out.update(self.pipeline.snapshot())
         if self.live is not None:
-            out["live"] = self.live.snapshot()
+            live = out["live"] = self.live.snapshot()
+            desks = self.pipeline.hierarchy.desks if self.pipeline is not None else {}
+            executors = sorted(self.live.executors.items())
+            live["ours"] = {t: ex.qty for t, ex in executors}
+            # this run's fills from the broker's order updates (the executor's own count carries earlier runs' over;
+            # fills caught up by a reconciliation are counted in its line)
+            live["fills"] = {t: desks[t].counts["fills"] for t, _ in executors if t in desks}
         return out
+
+    async def read_broker_positions(self, timeout: float = 2.0) -> dict[str, int]:
+        """The broker's position per ticker, read now into `live.broker_positions`. Between reconciliations nothing
+        else reads it: the monitor's check calls this every few seconds, and the stop once for the summary."""
+        live = self.live
+        router = getattr(getattr(live, "feed", None), "router", None)  # a replay's JournalLink has none
+        if router is None or not router.connected:
+            return {}
+        tickers = sorted(set(live.feed.tickers) | set(live.executors))
+
+        async def read() -> dict[str, int]:
+            return {t: (await router.position(live.account, t, live.exchange)).qty for t in tickers}
+
+        got = await asyncio.wait_for(read(), timeout)
+        live.broker_positions.update(got)
+        return got
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary of `run --json`."""

@@ -3,11 +3,18 @@
 Rendering reads plain data the loop already keeps (counters, histograms, the hierarchy's snapshot), so its cost is
 a few dict copies per refresh, not per tick. `render()` returns a rich renderable and can be printed to any
 console, which is how the tests check it against real counts.
+
+When orders are routed live and stdin is a terminal, `F` then `y` turns the kill switch on (the same handler as
+`python -m app flatten`, without the token: whoever holds this terminal started the run).
 """
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.console import Console, Group
@@ -17,6 +24,13 @@ from rich.table import Table
 from rich.text import Text
 
 from app.coordination.experts import FADE, by_agent
+from app.monitor_live import PositionCheck, live_panel
+
+log = logging.getLogger("app.monitor")
+
+CONFIRM_S = 5.0  # after F: how long a `y` still confirms the flatten
+FLATTEN_WAIT_S = 10.0  # at stop: how long a confirmed flatten may still run before the app stops under it
+PROMPT = f"press y within {CONFIRM_S:g} s to FLATTEN (cancel every order, close every position); any other key cancels"
 
 
 class RateTracker:
@@ -40,7 +54,121 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
+class FlattenKey:
+    """`F`, then `y` within CONFIRM_S: the kill switch through `flatten` (the app's control handler). Any other key,
+    or the time passing, disarms, so one stray key never flattens; a confirmation while a flatten runs starts none."""
+
+    def __init__(self, flatten: Callable[[], Awaitable[str]], clock: Callable[[], float] = time.monotonic) -> None:
+        self.flatten = flatten
+        self.clock = clock
+        self.armed_at: float | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.result = ""  # the last flatten's answer, for the header
+
+    def armed(self) -> bool:
+        return self.armed_at is not None and self.clock() - self.armed_at <= CONFIRM_S
+
+    def on_key(self, ch: str) -> None:
+        if ch in ("y", "Y") and self.armed():
+            self.armed_at = None
+            if self.task is None or self.task.done():
+                self.task = asyncio.get_running_loop().create_task(self._flatten(), name="monitor-flatten")
+            return
+        self.armed_at = self.clock() if ch in ("f", "F") else None
+
+    async def _flatten(self) -> None:
+        log.warning("monitor: F y pressed: kill switch on, flattening")
+        self.result = "flattening..."
+        try:
+            detail = await self.flatten()
+        except Exception as exc:  # noqa: BLE001 - the operator must see that it failed, and why
+            detail = f"FAILED: {type(exc).__name__}: {exc}"
+        self.result = f"flatten at {time.strftime('%H:%M:%S')}: {detail}"
+
+    def line(self) -> str:
+        return PROMPT if self.armed() else self.result
+
+
+class KeyReader:
+    """Single keys from the terminal without blocking the loop: cbreak mode (no echo, no Enter needed, Ctrl-C still
+    a signal) while it runs. `stop()` restores the terminal and may be called any number of times, so every exit
+    path (the monitor's end, an exception, a forced exit) can call it."""
+
+    def __init__(self, on_key: Callable[[str], None], stream: Any = None) -> None:
+        self.on_key = on_key
+        self.stream = stream if stream is not None else sys.stdin
+        self._fd: int | None = None  # watched by the loop
+        self._saved: Any = None  # the terminal's mode before cbreak, restored on stop
+        self._term_fd = -1
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> bool:
+        """False when there is no terminal to read (a pipe, /dev/null, a service): no key handling then."""
+        try:
+            if not self.stream.isatty():
+                return False
+        except (AttributeError, ValueError):  # closed or replaced stdin
+            return False
+        loop = asyncio.get_running_loop()
+        if sys.platform == "win32":
+            self._task = loop.create_task(self._poll_console(), name="monitor-keys")
+            return True
+        import termios
+        import tty
+
+        fd = self._term_fd = self.stream.fileno()
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        try:
+            loop.add_reader(fd, self._readable)
+        except (NotImplementedError, RuntimeError):
+            self.stop()
+            return False
+        self._fd = fd
+        return True
+
+    def _readable(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 64)
+        except OSError:
+            data = b""
+        if not data:  # the terminal went away: stop watching it, or the loop would spin on a readable EOF
+            self.stop()
+            return
+        for ch in data.decode(errors="ignore"):
+            self.on_key(ch)
+
+    async def _poll_console(self) -> None:
+        import msvcrt  # type: ignore[import-not-found]
+
+        while True:
+            while msvcrt.kbhit():  # type: ignore[attr-defined]
+                self.on_key(msvcrt.getwch())  # type: ignore[attr-defined]
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._fd is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(self._fd)
+            except RuntimeError:  # no loop running any more (a forced exit): the terminal still gets restored
+                pass
+        if self._saved is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(self._term_fd, termios.TCSADRAIN, self._saved)
+            except termios.error:  # the terminal is gone: nothing left to restore
+                pass
+        self._fd = self._saved = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+def render(snap: dict[str, Any], rates: RateTracker | None = None, keys: str | None = None,
+           check: PositionCheck | None = None) -> Group:
+    """`keys`: None when no key is read (no hint); else the flatten key's current line ("" when idle)."""
     feed = snap.get("feed", {})
     bridge = feed.get("bridge", {})
     dll = feed.get("dll", {})
@@ -53,6 +181,10 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
         ("hmarl ", "bold"), f"run {snap.get('run_id', '-')}  feed {feed.get('feed', '-')}  ",
         ("DLL: ", "bold"), ", ".join(dll.get("conn_state", [])) or "-",
         f"  callback errors {dll.get('callback_errors', 0)}  gaps {cont.get('gaps', 0)}")
+    if keys is not None and "live" in snap:
+        head.append("   keys: F then y = FLATTEN", "bold")
+        if keys:
+            head.append("\n" + keys, "bold yellow" if keys == PROMPT else "bold")
 
     market = Table(title="market", expand=True)
     for col in ("ticker", "last", "trades", "trades/s", "bridge depth", "cb→decision p50 µs", "p99 µs", "regime"):
@@ -108,29 +240,67 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None) -> Group:
                    _fmt(jr.get("buffered_bytes")), _fmt(jr.get("frames")), _fmt(jr.get("refused")))
     from app.io.alarms import current_alarm
 
+    parts: list[Any] = [Panel(head), market, agents, desk]
+    if "live" in snap:
+        parts.append(live_panel(snap["live"], check))
+    parts.append(io)
     alarm = current_alarm(snap)
     if alarm:  # a storage fault is the first thing on the screen, not a cell in the outputs table
-        return Group(Panel(Text("ALARM " + alarm, style="bold white on red")), Panel(head), market, agents, desk, io)
-    return Group(Panel(head), market, agents, desk, io)
+        parts.insert(0, Panel(Text("ALARM " + alarm, style="bold white on red")))
+    return Group(*parts)
 
 
 class Monitor:
-    """Refreshes `render(app.snapshot())` on a rich Live display until stopped."""
+    """Refreshes `render(app.snapshot())` on a rich Live display until stopped; with `keys` (stdin is a terminal)
+    and live routing on, reads the flatten key."""
 
-    def __init__(self, app: Any, refresh_per_second: float = 4.0, console: Console | None = None) -> None:
+    def __init__(self, app: Any, refresh_per_second: float = 4.0, console: Console | None = None,
+                 keys: bool = False) -> None:
         self.app = app
         self.interval = 1.0 / refresh_per_second
         self.console = console or Console(stderr=True)
         self.rates = RateTracker()
         self.renders = 0
+        self.keys = keys
+        self.flatten_key: FlattenKey | None = None
+        self.reader: KeyReader | None = None
+
+    def restore_terminal(self) -> None:
+        """For exits that skip `run`'s cleanup (a forced exit ends the process from a signal handler)."""
+        if self.reader is not None:
+            self.reader.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
-        with Live(console=self.console, auto_refresh=False, transient=False) as live:
-            while not stop.is_set():
-                live.update(render(self.app.snapshot(), self.rates), refresh=True)
-                self.renders += 1
-                try:
-                    await asyncio.wait_for(stop.wait(), self.interval)
-                except asyncio.TimeoutError:
-                    pass
-            live.update(render(self.app.snapshot(), self.rates), refresh=True)
+        live_on = getattr(self.app, "live", None) is not None
+        check = PositionCheck() if live_on else None
+        check_task = None
+        if check is not None:
+            check_task = asyncio.get_running_loop().create_task(check.run(self.app, stop), name="monitor-positions")
+        if self.keys and live_on:
+            self.flatten_key = FlattenKey(lambda: self.app.on_control("flatten"))
+            self.reader = KeyReader(self.flatten_key.on_key)
+            if not self.reader.start():
+                self.flatten_key = self.reader = None
+
+        def screen() -> Group:
+            keys = self.flatten_key.line() if self.flatten_key is not None else None
+            return render(self.app.snapshot(), self.rates, keys, check)
+
+        try:
+            with Live(console=self.console, auto_refresh=False, transient=False) as live:
+                while not stop.is_set():
+                    live.update(screen(), refresh=True)
+                    self.renders += 1
+                    try:
+                        await asyncio.wait_for(stop.wait(), self.interval)
+                    except asyncio.TimeoutError:
+                        pass
+                live.update(screen(), refresh=True)
+        finally:
+            self.restore_terminal()
+            if check_task is not None:
+                check_task.cancel()
+                await asyncio.gather(check_task, return_exceptions=True)
+            task = self.flatten_key.task if self.flatten_key is not None else None
+            if task is not None and not task.done():  # confirmed before the stop: it finishes before the app stops
+                await asyncio.wait({task}, timeout=FLATTEN_WAIT_S)

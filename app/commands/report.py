@@ -195,8 +195,52 @@ def markdown(run_dir: Path, data: Rebuilt, summary: dict[str, Any] | None, image
         last = ps[-1] if ps else None
         lines.append(f"| {t} | {len(data.fills[t])} | {last.qty if last else 0} | "
                      f"{(last.realized + last.unrealized) if last else 0.0:,.2f} |")
+    if summary and summary.get("live"):
+        lines += [""] + live_section(summary["live"])
     lines += [""] + [f"![{p.stem}]({p.name})" for p in images]
     return "\n".join(lines) + "\n"
+
+
+def live_section(live: dict[str, Any]) -> list[str]:
+    """What the run's live routing did, from its summary: what a trader checks after a session."""
+    lines = ["## Live routing", ""]
+    if live.get("replayed_from_journal"):
+        return lines + [f"- replayed from the run's routing journal: {live.get('records', 0)} records, "
+                        f"{live.get('mismatches', 0)} places where the replay decided differently"
+                        + (f" (first: {live['first_mismatch']})" if live.get("first_mismatch") else "")]
+    lat = live.get("send_latency") or {}
+    fills = live.get("fills") or {}
+    lines += [f"- account {live.get('account')} (broker {live.get('broker')})",
+              f"- orders sent: {live.get('sent', 0)}, refused: {live.get('refused', 0)}"
+              + (f" (last: {live['last_refusal']})" if live.get("last_refusal") else "")
+              + (f", answer lost with the DLL's process: {live['unknown']}" if live.get("unknown") else ""),
+              f"- fills from the broker: {sum(fills.values())}"
+              + (" (" + ", ".join(f"{t} {n}" for t, n in sorted(fills.items())) + ")" if fills else ""),
+              f"- decision -> SendOrder returned: p50 {lat.get('p50_us')} µs, p99 {lat.get('p99_us')} µs, "
+              f"max {lat.get('max_us')} µs" if lat.get("count") else "- decision -> SendOrder returned: no send",
+              f"- reconciliations: {live.get('reconciliations', 0)}, "
+              f"{'agreeing at the end' if live.get('reconciled') else 'DISAGREEING at the end: trading was stopped'}"]
+    first, last = live.get("first_reconciliation", ""), live.get("last_reconciliation", "")
+    if first:
+        lines.append(f"  - at start: {first}")
+    if last and (last != first or live.get("reconciliations", 0) > 1):
+        lines.append(f"  - last: {last}")
+    broker, ours = live.get("broker_positions") or {}, live.get("ours") or {}
+    lines += ["", "| ticker | broker at the end | ours at the end | |", "|---|---|---|---|"]
+    for t in sorted(set(broker) | set(ours)):
+        b, o = broker.get(t), ours.get(t, 0)
+        verdict = "not read" if b is None else "agrees" if b == o else "**MISMATCH**"
+        cells = ["-" if q is None else f"{q:+d}" if q else "0" for q in (b, o)]
+        lines.append(f"| {t} | {cells[0]} | {cells[1]} | {verdict} |")
+    working = live.get("working") or []
+    if not working:
+        lines += ["", "Working orders left at the end: none."]
+    else:
+        lines += ["", f"Working orders left at the end: {len(working)}.", "",
+                  "| client id | local id | ticker | side | qty | traded | state |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {w['client_id']} | {w['local_id']} | {w['ticker']} | {w['side']} | {w['qty']} | {w['traded']} | "
+                  f"{w['state']} |" for w in working]
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -166,8 +166,11 @@ def status_line(app: App, prev: dict[str, Any], interval: float) -> str:
 async def _main(args: argparse.Namespace, cfg: config_mod.Config, app: App,
                 guard: StopGuard) -> tuple[int, str | None]:
     stop = asyncio.Event()
+    monitor: Any = None
 
     def force() -> None:
+        if monitor is not None:  # os._exit follows: the monitor's own cleanup never runs
+            monitor.restore_terminal()
         lost = describe(app.unpersisted())
         print(f"error: forced exit; {lost or 'nothing was left unpersisted'}", file=sys.stderr, flush=True)
         if args.json:
@@ -192,7 +195,8 @@ async def _main(args: argparse.Namespace, cfg: config_mod.Config, app: App,
         from app.monitor import Monitor
 
         monitor_stop = asyncio.Event()
-        monitor_task = asyncio.get_running_loop().create_task(Monitor(app).run(monitor_stop))
+        monitor = Monitor(app, keys=sys.stdin.isatty())  # keys: the flatten key, when routing live
+        monitor_task = asyncio.get_running_loop().create_task(monitor.run(monitor_stop))
     try:
         while not stop.is_set():
             timeout = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
