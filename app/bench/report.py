@@ -80,7 +80,6 @@ def floor_ratios(section: dict[str, Any]) -> None:
 
 def bridge_ratios(section: dict[str, Any]) -> None:
     pts = section["points"]
-    a, d = pts["a"], pts["d"]
     ceiling = section["ceiling"]["rate"]
     rates = section["rates"]
     paced = [r for r in rates if r != "full"]
@@ -355,9 +354,58 @@ def render_routing(p: Printer, s: dict[str, Any]) -> None:
     render_goals(p, s.get("goals", {}))
 
 
+def render_stages(p: Printer, s: dict[str, Any]) -> None:
+    t = s["totals"]
+    loop = t["loop_us"]
+
+    def spread(values: list[float]) -> str:
+        if len(values) < 2:
+            return "-"
+        ordered = sorted(values)
+        return f"{ordered[(len(ordered) - 1) // 2]:.2f} ({ordered[0]:.2f}-{ordered[-1]:.2f})"
+
+    rows = [[r["stage"], f"{r['calls_per_event']:.3f}", f"{r['us_per_event']:.2f}", f"{r['of_on_batch']:.1%}",
+             f"{r['of_loop']:.1%}", spread(r["runs_us"])] for r in s["rows"]]
+    rows.append(["= on_batch (the stages above)", "", f"{t['on_batch_us']:.2f}", "100%",
+                 f"{t['on_batch_us'] / loop:.1%}", spread(t["runs_on_batch_us"])])
+    rows.append(["bridge drain (deque pops, stats, histogram)", f"{t['drain_calls_per_event']:.3f}",
+                 f"{t['drain_overhead_us']:.2f}", "", f"{t['drain_overhead_us'] / loop:.1%}", "-"])
+    rows.append(["= drain: the loop's work per wake-up", "", f"{t['drain_us']:.2f}", "", f"{t['drain_us'] / loop:.1%}",
+                 spread(t["runs_drain_us"])])
+    rows.append(["outside the drain (output tasks, metrics, loop)", "", f"{t['outside_us']:.2f}", "",
+                 f"{t['outside_us'] / loop:.1%}", "-"])
+    rows.append(["= the loop, per event", "", f"{loop:.2f}", "", "100%", "-"])
+    b = s["batches"]
+    p.table(f"stages: µs per event on the loop, one instrumented run of the real Pipeline (the median of {s['repeat']}"
+            f"), {s['events']:,} events in {b['count']:,} batches as recorded live",
+            ["stage", "calls/event", "µs/event", "% of on_batch", "% of loop", f"median of {s['repeat']} (min-max)"],
+            rows)
+    ins, plain = s["instrumented"], s["plain"]
+    p.line(f"  events/s on the loop: instrumented {ins['events_per_s']:,.0f} (runs "
+           f"{', '.join(f'{v:,.0f}' for v in ins['runs'])}), uninstrumented {plain['events_per_s']:,.0f} (runs "
+           f"{', '.join(f'{v:,.0f}' for v in plain['runs'])}); uninstrumented / instrumented "
+           f"{s['plain_over_instrumented']:.2f} (medians)")
+    w = s["wrapper_ns"]
+    p.line(f"  timers: {t['wrapped_calls_per_event']:.2f} wrapped calls per event at {w['total']:g} ns each "
+           f"({w['inside']:g} inside the stage's window, {w['outside']:g} in its caller's; an empty function, same "
+           f"process): {t['wrapper_overhead_us']:.2f} µs/event taken out")
+    gap = t["on_batch_us"] - t["plain_on_batch_us"]
+    p.line(f"  check: on_batch {t['on_batch_us']:.2f} µs/event instrumented and corrected vs "
+           f"{t['plain_on_batch_us']:.2f} in the uninstrumented run ({gap:+.2f}: what the calibration did not "
+           f"remove, plus run-to-run noise); drain {t['drain_us']:.2f} vs {t['plain_drain_us']:.2f}, loop "
+           f"{loop:.2f} vs {t['plain_loop_us']:.2f}")
+    p.line(f"  input: {s['trades_recorded']:,} trades recorded at full speed by the pipeline point "
+           f"({s['live_events_per_s_all_written']:,.0f} events/s live, DLL thread included); batch sizes mean "
+           f"{b['mean']:g}, median {b['median']}, p90 {b['p90']}, max {b['max']:,}")
+    p.line(f"  lanes: {', '.join(s['lanes'])} (the pipeline runs no paper baseline lanes; eval and backtest do); "
+           f"{s['decisions']:,} decisions in every run, digests agree: {s['digests_agree']}")
+    p.line(f"  largest (medians of the runs): {'; '.join(s['largest'])}")
+    p.line()
+
+
 RENDERERS: dict[str, Callable[[Printer, dict[str, Any]], None]] = {
     "floor": render_floor, "bridge": render_bridge, "pipeline": render_pipeline, "valkey": render_outputs,
-    "zmq": render_outputs, "replay": render_replay, "routing": render_routing}
+    "zmq": render_outputs, "replay": render_replay, "routing": render_routing, "stages": render_stages}
 
 
 def render(p: Printer, name: str, section: dict[str, Any]) -> None:

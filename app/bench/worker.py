@@ -418,6 +418,10 @@ def main(argv: list[str]) -> int:
             from app.bench import routing
 
             result = routing.measure(cfg)
+        elif kind == "stages":
+            from app.bench import stages
+
+            result = stages.measure(cfg)
         else:
             raise WorkerError(f"unknown worker kind {kind!r}")
         result.setdefault("label", cfg.get("label", kind))

@@ -15,12 +15,12 @@ import sys
 import time
 from typing import Any, Callable
 
-from app.bench import bridge, floor, outputs, pipeline, report, routing
+from app.bench import bridge, floor, outputs, pipeline, report, routing, stages
 from app.bench.worker import FAULT_ENV, Options, WorkerError
 
 NAME = "bench"
-HELP = ("measure the hot path: callback floor, bridge designs, the whole pipeline, Valkey, ZMQ, replay and live "
-        "routing (tables, or one JSON object)")
+HELP = ("measure the hot path: callback floor, bridge designs, the whole pipeline, Valkey, ZMQ, replay, live "
+        "routing and the loop's cost per stage (tables, or one JSON object)")
 
 SECTIONS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "floor": floor.run,
@@ -30,6 +30,7 @@ SECTIONS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "zmq": outputs.run_zmq,
     "replay": pipeline.run_replay,
     "routing": routing.run,
+    "stages": stages.run,
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

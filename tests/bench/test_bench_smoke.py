@@ -19,6 +19,13 @@ def _json(proc) -> dict:
     return json.loads(lines[0])
 
 
+def _quick(*sections: str, timeout: float) -> dict:
+    """`bench SECTION ... --quick --json`, which must succeed: its one JSON object."""
+    proc = run_app("bench", *sections, "--quick", "--json", timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return _json(proc)
+
+
 @pytest.fixture(scope="module")
 def quick_run() -> dict:
     proc = run_app("bench", "floor", "bridge", "--quick", "--json", "--switch-intervals", "0.005,0.001",
@@ -141,9 +148,7 @@ def test_unknown_sections_are_a_clear_usage_error():
 
 @pytest.fixture(scope="module")
 def quick_outputs() -> dict:
-    proc = run_app("bench", "pipeline", "valkey", "zmq", "replay", "--quick", "--json", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return _json(proc)
+    return _quick("pipeline", "valkey", "zmq", "replay", timeout=300)
 
 
 def test_pipeline_section_reports_rates_latency_cpu_rss_and_goals(quick_outputs):
@@ -181,9 +186,7 @@ def test_a_fault_in_an_end_to_end_section_fails_the_bench(fault, section):
 
 @pytest.fixture(scope="module")
 def quick_routing() -> dict:
-    proc = run_app("bench", "routing", "--quick", "--json", timeout=120)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return _json(proc)
+    return _quick("routing", timeout=120)
 
 
 def test_routing_section_times_decision_to_send_with_and_without_market_flow(quick_routing):
@@ -213,3 +216,38 @@ def test_a_fault_in_the_routing_section_fails_the_bench(fault):
     out = _json(proc)
     assert "sections" not in out
     assert ("lost orders" if fault == "gap" else "died") in out["error"], out["error"]
+
+
+@pytest.fixture(scope="module")
+def quick_stages() -> dict:
+    return _quick("stages", timeout=120)
+
+
+def test_stages_section_names_every_stage_and_its_parts_add_up_to_the_loop(quick_stages):
+    s = quick_stages["sections"]["stages"]
+    names = [r["stage"] for r in s["rows"]]
+    for stage in ("continuity", "market state (book + trade)", "specialist orderflow", "specialist liquidity",
+                  "specialist tape", "specialist footprint", "regime", "learner: update",
+                  "coordinator: blend + target", "executor (coordinator lane, paper)",
+                  "encode_batch (inputs + outputs)", "journal append", "ZMQ publish", "Valkey enqueue"):
+        assert stage in names, stage
+    t = s["totals"]
+    # the rows are self times: by construction they add up to on_batch, then drain, then the loop's wall time
+    assert sum(r["us_per_event"] for r in s["rows"]) == pytest.approx(t["on_batch_us"])
+    assert t["on_batch_us"] + t["drain_overhead_us"] == pytest.approx(t["drain_us"])
+    assert t["drain_us"] + t["outside_us"] == pytest.approx(t["loop_us"])
+    assert sum(r["of_loop"] for r in s["rows"]) == pytest.approx(t["on_batch_us"] / t["loop_us"])
+    assert len(s["largest"]) == 3 and set(s["largest"]) <= set(names)
+    assert s["instrumented"]["events_per_s"] > 0 and s["plain"]["events_per_s"] > 0
+    w = s["wrapper_ns"]
+    assert w["total"] > 0 and w["inside"] + w["outside"] == pytest.approx(w["total"], abs=0.2)
+    assert s["digests_agree"] is True and s["decisions"] > 0 and s["lanes"] == ["coordinator"]
+    assert s["batches"]["count"] > 0 and s["events"] > s["trades_recorded"]
+    assert s["zmq"]["dropped"] == 0 and s["zmq"]["received_by_subscriber"] > 0
+
+
+def test_a_gap_in_the_fed_input_fails_the_stages_section():
+    proc = run_app("bench", "stages", "--quick", "--json", timeout=120, env={"HMARL_BENCH_FAULT": "gap"})
+    assert proc.returncode != 0
+    out = _json(proc)
+    assert "gaps" in out["error"] and "sections" not in out
