@@ -1,27 +1,48 @@
-"""Builds the native ProfitDLL stand-in as an optional extension.
+"""Builds the native ProfitDLL stand-in and the native callback ring as optional extensions.
 
-The stand-in is a plain C shared library loaded with ctypes, exactly like the real DLL; building it through
-setuptools' extension machinery means `pip install` compiles it wherever a C compiler exists, and still succeeds
-(with a warning) where none does. Asking for the simulator feed then says clearly that it is missing.
+Both are plain C shared libraries loaded with ctypes, exactly like the real DLL; building them through
+setuptools' extension machinery means `pip install` compiles them wherever a C compiler exists, and still succeeds
+(with a warning) where none does. Asking for the simulator feed then says clearly that it is missing, and the feed
+falls back to the ctypes callbacks when the ring is missing.
 """
 import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+# what each optional library's absence means, for the warning printed when it cannot be built
+CONSEQUENCE = {
+    "app.feed.simulator._profitsim": "feed='simulator' will be unavailable",
+    "app.feed.native._ring": "the DLL callbacks will run through ctypes (feed.bridge = \"ctypes\")",
+}
+
 
 class OptionalBuildExt(build_ext):
     def run(self):
         try:
             super().run()
-        except Exception as exc:  # no compiler: install anyway, the simulator feed reports it is missing
-            print(f"warning: native simulator not built ({exc}); feed='simulator' will be unavailable", file=sys.stderr)
+        except Exception as exc:  # no compiler at all: install anyway, each feature reports itself missing
+            print(f"warning: native libraries not built ({exc}); {'; '.join(CONSEQUENCE.values())}",
+                  file=sys.stderr)
 
     def build_extension(self, ext):
+        if ext.name == "app.feed.native._ring":
+            if self.compiler.compiler_type == "msvc":
+                ext.extra_compile_args = ["/O2", "/std:c11"]
+                ext.extra_link_args = []
+                ext.libraries = ["synchronization"]  # WaitOnAddress / WakeByAddressAll
+            elif sys.platform == "win32":  # mingw-w64
+                ext.extra_compile_args = ["-O2", "-std=c11"]
+                ext.extra_link_args = []
+                ext.libraries = ["synchronization"]
         try:
             super().build_extension(ext)
         except Exception as exc:
-            print(f"warning: native simulator not built ({exc}); feed='simulator' will be unavailable", file=sys.stderr)
+            print(f"warning: {ext.name} not built ({exc}); {CONSEQUENCE.get(ext.name, '')}", file=sys.stderr)
+
+    def get_export_symbols(self, ext):
+        # plain libraries, not Python modules: there is no PyInit_ function for MSVC's linker to export
+        return []
 
 
 ext_modules = []
@@ -36,5 +57,16 @@ if sys.platform != "win32":
             optional=True,
         )
     )
+ext_modules.append(
+    Extension(
+        "app.feed.native._ring",
+        sources=["app/feed/native/ring.c", "app/feed/native/ring_callbacks.c", "app/feed/native/ring_test.c"],
+        depends=["app/feed/native/ring.h", "app/feed/native/ring_port.h"],
+        # exports are marked one by one (RING_EXPORT); the ring's internals stay hidden
+        extra_compile_args=["-O2", "-std=c11", "-pthread", "-fvisibility=hidden"],
+        extra_link_args=["-pthread"],
+        optional=True,
+    )
+)
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

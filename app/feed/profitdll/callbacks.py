@@ -40,6 +40,11 @@ _DEPTH_SIDES: tuple[tuple[int, ...], ...] = tuple(
     (0,) if b == 0 else (1,) if b == 1 else () if b == abi.BOOK_SIDE_NONE else (0, 1) for b in range(256))
 
 
+def state_name(conn_type: int, result: int) -> str:
+    """The manual's name of a state callback's (conn_type, result), or one made of the numbers."""
+    return abi.STATE_NAMES.get((conn_type, result), f"STATE_{conn_type}_{result}")
+
+
 class ThreadStatePinner:
     """Keeps one Python thread state alive per native callback thread.
 
@@ -109,7 +114,7 @@ class Callbacks:
 
     # Each factory binds what the hot path needs to locals: these run hundreds of thousands of times a second.
     def _state_fn(self) -> Callable[[int, int], None]:
-        now, pin, session, names, gate = now_ns, self.pinner.pin_current, self.session, abi.STATE_NAMES, GATE
+        now, pin, session, gate = now_ns, self.pinner.pin_current, self.session, GATE
 
         def on_state(conn_type: int, result: int) -> None:
             if not gate[0]:
@@ -118,8 +123,7 @@ class Callbacks:
             try:
                 pin()
                 session.on_state(conn_type, result)
-                self._emit(State(conn_type, result, names.get((conn_type, result), f"STATE_{conn_type}_{result}"),
-                                 received))
+                self._emit(State(conn_type, result, state_name(conn_type, result), received))
             except BaseException as exc:
                 self._failed(exc)
 

@@ -1,0 +1,210 @@
+"""The native ring's records (app/feed/native/ring.h) seen from Python, and their conversion into events.
+
+Every record type is mirrored as a ctypes Structure; `check_layout` compares each size and offset with the ones
+the C compiler chose (the library's `ring_layout`), so a stale or foreign build is refused rather than misread.
+The struct formats that decode a drained batch are generated from those same Structures.
+
+`RecordDecoder` turns a drained batch into the very events the ctypes callbacks (app/feed/profitdll/callbacks.py)
+build, field for field and with the same helpers: aggressor table, book sides, B3 time conversion, state names,
+the last trade time per ticker that stamps book updates, errors counted instead of raised. Which depth sides to
+read, the Prepare/Flush bracket and the post-flush Add were already decided inside the C callback (they have to
+be: the levels can only be read there).
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+from ctypes import Structure, c_double, c_int32, c_int64, c_uint8, c_uint16, c_uint32
+from typing import Any, Callable
+
+from app.events import Book, InvalidTicker, State, Trade
+from app.feed.b3time import local_to_ns, parse_dll_datetime
+from app.feed.profitdll.callbacks import _AGGRESSOR, _SIDE, state_name
+
+RK_STATE, RK_TRADE_V1, RK_TRADE_V2, RK_TINY, RK_DEPTH, RK_INVALID = 1, 2, 3, 4, 5, 6
+KIND_NAMES = {0: "test", RK_STATE: "state", RK_TRADE_V1: "trade_v1", RK_TRADE_V2: "trade_v2", RK_TINY: "tiny_book",
+              RK_DEPTH: "price_depth", RK_INVALID: "invalid_ticker"}
+RF_LOSSY, RF_TICKER_NULL, RF_EXCH_NULL, RF_DATE_NULL = 1, 2, 4, 8
+SLOT = 64
+
+
+class RecHead(Structure):
+    _fields_ = [("kind", c_uint8), ("nslots", c_uint8), ("ticker_len", c_uint8), ("exch_len", c_uint8),
+                ("date_len", c_uint8), ("flags", c_uint8), ("nlevels", c_uint16), ("feed", c_int32),
+                ("version", c_uint32), ("received_ns", c_int64)]
+
+
+class BodyState(Structure):
+    _fields_ = [("conn_type", c_int32), ("result", c_int32)]
+
+
+class BodyTradeV1(Structure):
+    _fields_ = [("number", c_uint32), ("qty", c_int32), ("price", c_double), ("volume", c_double),
+                ("buyer", c_int32), ("seller", c_int32), ("trade_type", c_int32), ("edit", c_int32)]
+
+
+class BodyTradeV2(Structure):
+    _fields_ = [("number", c_uint32), ("flags", c_uint32), ("price", c_double), ("qty", c_int64),
+                ("volume", c_double), ("buyer", c_int32), ("seller", c_int32), ("date", c_uint16 * 8),
+                ("trade_type", c_uint8), ("pad", c_uint8 * 7)]
+
+
+class BodyTiny(Structure):
+    _fields_ = [("price", c_double), ("qty", c_int32), ("side", c_int32)]
+
+
+class BodyDepth(Structure):
+    _fields_ = [("side", c_uint8), ("notified_side", c_uint8), ("update", c_uint8), ("pad", c_uint8),
+                ("position", c_int32)]
+
+
+class RecLevel(Structure):
+    _fields_ = [("price", c_double), ("qty", c_int64), ("count", c_uint32), ("flags", c_uint32)]
+
+
+MIRRORED = (RecHead, BodyState, BodyTradeV1, BodyTradeV2, BodyTiny, BodyDepth, RecLevel)
+BODY = {RK_STATE: BodyState, RK_TRADE_V1: BodyTradeV1, RK_TRADE_V2: BodyTradeV2, RK_TINY: BodyTiny,
+        RK_DEPTH: BodyDepth, RK_INVALID: None}
+
+_CODES = {c_uint8: "B", c_uint16: "H", c_int32: "i", c_uint32: "I", c_int64: "q", c_double: "d"}
+
+
+def _format(*structs: type[Structure]) -> str:
+    """A struct format for the given Structures laid end to end, padding included, arrays spelled out."""
+    fmt, at = "<", 0
+    for cls in structs:
+        base = at
+        for name, ctype in cls._fields_:
+            offset = getattr(cls, name).offset + base
+            fmt += "x" * (offset - at)
+            if name == "pad":
+                fmt += f"{ctypes.sizeof(ctype)}x"
+            elif issubclass(ctype, ctypes.Array):
+                fmt += f"{ctype._length_}{_CODES[ctype._type_]}"
+            else:
+                fmt += _CODES[ctype]
+            at = offset + ctypes.sizeof(ctype)
+        fmt += "x" * (base + ctypes.sizeof(cls) - at)
+        at = base + ctypes.sizeof(cls)
+    return fmt
+
+
+HEAD = struct.Struct(_format(RecHead))
+FORMATS = {kind: struct.Struct(_format(RecHead, body) if body else _format(RecHead)) for kind, body in BODY.items()}
+LEVEL = struct.Struct(_format(RecLevel))
+
+
+def check_layout(layout: Callable[[bytes], int]) -> list[str]:
+    """Every size and offset where this mirror and the C build disagree ([] = none)."""
+    wrong = []
+    for cls in MIRRORED:
+        expected = {cls.__name__: ctypes.sizeof(cls)}
+        expected.update({f"{cls.__name__}.{name}": getattr(cls, name).offset
+                         for name, _ in cls._fields_ if name != "pad"})
+        for key, value in expected.items():
+            got = layout(key.encode())
+            if got != value:
+                wrong.append(f"{key}: C {got}, Python {value}")
+    if layout(b"RING_SLOT") != SLOT:
+        wrong.append(f"RING_SLOT: C {layout(b'RING_SLOT')}, Python {SLOT}")
+    return wrong
+
+
+def _text(raw: bytes) -> str:
+    # lone surrogates pass, as a ctypes c_wchar_p read of the same wchar_t string would give them
+    return raw.decode("utf-16-le", "surrogatepass")
+
+
+class RecordDecoder:
+    """Converts drained records into events; keeps what the ctypes callbacks keep across calls (last_ts)."""
+
+    def __init__(self, on_state: Callable[[int, int], None] | None = None,
+                 on_invalid: Callable[[str], None] | None = None) -> None:
+        self.on_state = on_state  # the session's bookkeeping the state callback does in the ctypes path
+        self.on_invalid = on_invalid
+        self.last_ts: dict[str, int] = {}
+        self.errors = 0
+        self.last_error = ""
+        self.records = 0
+        # raw UTF-16 of ticker + exchange -> (ticker, exchange), one dict per ticker length so "AB"+"C" and
+        # "A"+"BC" never meet
+        self._names: list[dict[bytes, tuple[str, str]]] = [{} for _ in range(256)]
+
+    def _strings(self, buf: memoryview, at: int, tl: int, el: int, flags: int) -> tuple[Any, Any]:
+        end = at + 2 * (tl + el)
+        if flags & (RF_TICKER_NULL | RF_EXCH_NULL):  # a NULL pointer reads as None through ctypes
+            ticker = None if flags & RF_TICKER_NULL else _text(bytes(buf[at:at + 2 * tl]))
+            return ticker, None if flags & RF_EXCH_NULL else _text(bytes(buf[at + 2 * tl:end]))
+        raw = bytes(buf[at:end])
+        names = self._names[tl]
+        pair = names.get(raw)
+        if pair is None:
+            pair = names[raw] = (_text(raw[:2 * tl]), _text(raw[2 * tl:]))
+        return pair
+
+    def decode(self, buf: memoryview, nbytes: int) -> list[Any]:
+        """The events of the records in buf[:nbytes], in order; a record that fails to convert is counted."""
+        out: list[Any] = []
+        emit = out.append
+        last_ts, aggressor, sides, strings = self.last_ts, _AGGRESSOR, _SIDE, self._strings
+        f_state, f_v1, f_v2 = FORMATS[RK_STATE], FORMATS[RK_TRADE_V1], FORMATS[RK_TRADE_V2]
+        f_tiny, f_depth, f_head = FORMATS[RK_TINY], FORMATS[RK_DEPTH], FORMATS[RK_INVALID]
+        s_v1, s_v2, s_tiny, s_depth = f_v1.size, f_v2.size, f_tiny.size, f_depth.size
+        level_size, level_iter = LEVEL.size, LEVEL.iter_unpack
+        off = records = 0
+        while off < nbytes:
+            kind, nslots = buf[off], buf[off + 1]
+            records += 1
+            try:
+                if kind == RK_TRADE_V2:
+                    (_, _, tl, el, _, flags, _, _, _, received, number, cb_flags, price, qty, volume, buyer, seller,
+                     year, month, _, day, hour, minute, second, ms, trade_type) = f_v2.unpack_from(buf, off)
+                    ticker, exchange = strings(buf, off + s_v2, tl, el, flags)
+                    ts = local_to_ns(year, month, day, hour, minute, second, ms)
+                    last_ts[ticker] = ts
+                    emit(Trade(ticker, exchange, ts, number, price, qty, volume, buyer, seller, aggressor[trade_type],
+                               received, bool(cb_flags & 1)))
+                elif kind == RK_DEPTH:
+                    (_, _, tl, el, _, flags, nlevels, _, _, received, side, _, _, _) = f_depth.unpack_from(buf, off)
+                    ticker, _exchange = strings(buf, off + s_depth, tl, el, flags)
+                    at = (off + s_depth + 2 * (tl + el) + 7) & ~7
+                    levels = tuple((p, q, c) for p, q, c, _ in level_iter(buf[at:at + nlevels * level_size]))
+                    emit(Book(ticker, last_ts.get(ticker, 0), sides[side], levels, received, "depth"))
+                elif kind == RK_TINY:
+                    (_, _, tl, el, _, flags, _, _, _, received, price, qty, side) = f_tiny.unpack_from(buf, off)
+                    ticker, _exchange = strings(buf, off + s_tiny, tl, el, flags)
+                    # the callback has no time: the book is stamped with the ticker's last trade time
+                    emit(Book(ticker, last_ts.get(ticker, 0), sides[side & 1], ((price, qty, 0),), received, "tiny"))
+                elif kind == RK_TRADE_V1:
+                    (_, _, tl, el, dl, flags, _, _, _, received, number, qty, price, volume, buyer, seller,
+                     trade_type, edit) = f_v1.unpack_from(buf, off)
+                    ticker, exchange = strings(buf, off + s_v1, tl, el, flags)
+                    at = off + s_v1 + 2 * (tl + el)
+                    date = None if flags & RF_DATE_NULL else _text(bytes(buf[at:at + 2 * dl]))
+                    ts = parse_dll_datetime(date)  # type: ignore[arg-type]  # None fails as it does via ctypes
+                    last_ts[ticker] = ts
+                    emit(Trade(ticker, exchange, ts, number, price, qty, volume, buyer, seller,
+                               aggressor[trade_type & 0xFF], received, (edit & 0xFFFF) != 0))
+                elif kind == RK_STATE:
+                    (_, _, _, _, _, _, _, _, _, received, conn_type, result) = f_state.unpack_from(buf, off)
+                    if self.on_state is not None:
+                        self.on_state(conn_type, result)
+                    emit(State(conn_type, result, state_name(conn_type, result), received))
+                elif kind == RK_INVALID:
+                    (_, _, tl, el, _, flags, _, _, _, received) = f_head.unpack_from(buf, off)
+                    ticker, exchange = strings(buf, off + f_head.size, tl, el, flags)
+                    if self.on_invalid is not None:
+                        self.on_invalid(ticker)
+                    emit(InvalidTicker(ticker, exchange, received))
+                else:
+                    raise ValueError(f"record kind {kind} at byte {off} is not one this build knows")
+            except Exception as exc:
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            if nslots == 0:  # a zero-length record would loop forever; the C side never writes one
+                self.errors += 1
+                self.last_error = f"record of 0 slots at byte {off}"
+                break
+            off += nslots * SLOT
+        self.records += records
+        return out

@@ -1,0 +1,162 @@
+"""The native ring on its own, through ctypes: native producer threads (no GIL), overflow, order, wait/notify,
+dwell histograms, strings, the layout check, and callbacks after the ring was freed."""
+import ctypes
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+
+from app.events import Book, InvalidTicker, State, Trade
+from app.feed.native import ring
+from app.feed.native.ring_records import check_layout
+from app.feed.profitdll import abi
+
+NATIVE = ring.get()
+pytestmark = pytest.mark.skipif(NATIVE is None, reason="native ring not built (no C compiler)")
+
+
+@pytest.fixture
+def native():
+    assert NATIVE is not None
+    NATIVE.free()  # one ring per process: whatever an earlier test left is dropped
+    yield NATIVE
+    NATIVE.free()
+
+
+def fake_depth_accessors(r) -> tuple[int, int, int]:
+    addr = lambda fn: ctypes.cast(fn, ctypes.c_void_p).value  # noqa: E731
+    return 0, addr(r.lib.ring_test_side_count), addr(r.lib.ring_test_price_group)
+
+
+def drain_until(r, expected: int, slow_every: int = 0, deadline_s: float = 15.0) -> list:
+    out: list = []
+    end = time.monotonic() + deadline_s
+    rounds = 0
+    while len(out) < expected and time.monotonic() < end:
+        r.wait(0.05)
+        out += r.drain_events(max_records=500)
+        rounds += 1
+        if slow_every and rounds % slow_every == 0:
+            time.sleep(0.002)  # a consumer that falls behind: the 256-slot ring overflows
+    return out
+
+
+def test_native_producers_deliver_every_record_once_in_per_producer_order_through_overflow(native):
+    threads, per_thread, levels = 4, 30_000, 3
+    native.start(depth_levels=5, accessors=fake_depth_accessors(native), capacity=256)
+    assert native.lib.ring_test_start(threads, per_thread, levels) == 0
+    try:
+        events = drain_until(native, threads * per_thread, slow_every=3)
+    finally:
+        native.lib.ring_test_join()
+    events += native.drain_events()
+
+    per_producer = defaultdict(list)  # producer -> [(kind, id)] in delivery order
+    for ev in events:
+        if isinstance(ev, State):
+            per_producer[ev.conn_type].append(("state", ev.result))
+        elif isinstance(ev, Trade):
+            per_producer[ord(ev.ticker[1]) - ord("A")].append(("trade", ev.trade_id))
+        else:
+            assert isinstance(ev, Book) and ev.levels == ((100.0, 10, 1), (101.0, 20, 2), (102.0, 30, 3))
+            per_producer[ord(ev.ticker[1]) - ord("A")].append(("book", None))
+    kinds = ("state", "trade", "book")
+    for producer in range(threads):
+        expected = [(kinds[j % 3], None if j % 3 == 2 else j) for j in range(per_thread)]
+        assert per_producer[producer] == expected, f"producer {producer}: lost, repeated or reordered records"
+
+    s = native.stats()
+    assert s["pushed"] == s["drained"] == threads * per_thread
+    assert s["overflowed"] > 0 and s["overflow_blocks"] > 0, "the test did not reach the overflow chain"
+    assert s["lost"] == 0 and s["depth"] == 0 and s["callback_errors"] == 0
+    assert s["max_depth"] <= 256
+    dwell = native.dwell()
+    share = threads * per_thread // 3
+    assert {name: h.count for name, h in dwell.items()} == {"state": share, "trade_v1": share, "price_depth": share}
+    assert all(sum(h.counts) == h.count and 0 < h.max for h in dwell.values())
+
+
+def test_python_threads_calling_the_c_callback_keep_their_order(native):
+    native.start(depth_levels=5, capacity=256)
+    on_state = native.lib.ring_on_state
+    on_state.restype, on_state.argtypes = None, [ctypes.c_int32, ctypes.c_int32]
+
+    def produce(producer: int) -> None:
+        for j in range(5_000):
+            on_state(producer, j)
+
+    workers = [threading.Thread(target=produce, args=(p,)) for p in range(3)]
+    for w in workers:
+        w.start()
+    events = drain_until(native, 15_000)
+    for w in workers:
+        w.join()
+    events += native.drain_events()
+    results = defaultdict(list)
+    for ev in events:
+        results[ev.conn_type].append(ev.result)
+    assert {p: results[p] for p in range(3)} == {p: list(range(5_000)) for p in range(3)}
+
+
+def test_wait_wakes_on_notify_and_on_records_and_times_out_otherwise(native):
+    native.start(depth_levels=5)
+    t0 = time.monotonic()
+    assert native.wait(0.05) == 0
+    assert time.monotonic() - t0 >= 0.04
+
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append((native.wait(10.0), time.monotonic())))
+    waiter.start()
+    time.sleep(0.05)
+    notified_at = time.monotonic()
+    native.notify()
+    waiter.join(5)
+    assert got and got[0][0] == 2 and got[0][1] - notified_at < 1.0
+
+    waiter = threading.Thread(target=lambda: got.append((native.wait(10.0), time.monotonic())))
+    waiter.start()
+    time.sleep(0.05)
+    pushed_at = time.monotonic()
+    native.state(2, 4)  # the C callback, called as the DLL would call it
+    waiter.join(5)
+    assert got[1][0] & 1 and got[1][1] - pushed_at < 1.0
+    assert [(e.conn_type, e.result, e.name) for e in native.drain_events()] == [(2, 4, "MARKET_CONNECTED")]
+    assert native.stat("wakes") >= 1
+
+
+def test_strings_null_pointers_and_receive_clock(native):
+    native.start(depth_levels=5)
+    before = native.now_ns()
+    native.invalid_ticker(abi.TConnectorAssetIdentifier(0, "WDO\U0001F600Z26", None, 0))
+    native.invalid_ticker(abi.TConnectorAssetIdentifier(0, "X" * 70, "F", 0))
+    first, second = native.drain_events()
+    assert isinstance(first, InvalidTicker)
+    assert (first.ticker, first.exchange) == ("WDO\U0001F600Z26", None)
+    assert before <= first.received_ns <= time.monotonic_ns()  # app.feed.clock.now_ns is monotonic_ns here
+    assert second.ticker == "X" * 64 and native.stat("lossy_strings") == 1  # cut to its field, and counted
+
+
+def test_v2_trade_and_depth_without_accessors_are_counted_as_accessor_errors(native):
+    native.start(depth_levels=5)
+    asset = abi.TConnectorAssetIdentifier(0, "WDOZ26", "F", 0)
+    native.trade_v2(asset, None, 0)
+    native.price_depth(asset, 0, 0, abi.UPDATE_EDIT)
+    assert native.drain_events() == []
+    assert native.stat("translate_errors") == 1 and native.stat("depth_errors") == 1
+
+
+def test_callbacks_after_free_return_without_touching_the_ring(native):
+    native.start(depth_levels=5)
+    native.free()
+    native.state(0, 0)  # would write freed memory if the gate did not hold
+    assert native.stat("capacity") == 0 and native.drain_events() == [] and native.wait(0) == 0
+    native.start(depth_levels=5)
+    native.state(0, 0)
+    assert len(native.drain_events()) == 1
+
+
+def test_layout_mismatch_is_reported():
+    assert NATIVE is not None and check_layout(NATIVE.lib.ring_layout) == []
+    wrong = check_layout(lambda name: 0 if name == b"RecHead.received_ns" else NATIVE.lib.ring_layout(name))
+    assert wrong == ["RecHead.received_ns: C 0, Python 16"]
