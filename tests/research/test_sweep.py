@@ -116,3 +116,10 @@ def test_tasks_that_always_fail_exit_5(tapes, capsys, monkeypatch):
         for i in range(len(tasks))])
     assert main(["sweep", str(tapes), *GRID, *WINDOWS, "--jobs", "1"]) == 5
     assert "tasks failed after retries" in capsys.readouterr().err
+
+
+def test_without_a_terminal_progress_is_plain_lines(tapes, capsys):
+    assert main(["sweep", str(tapes), *GRID, *WINDOWS, "--jobs", "2"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "sweep: 10/10 tasks: 10 done, 0 failed, 0 retried"  # 5 settings x 2 tickers
+    assert all(line.startswith("sweep: ") for line in err)
