@@ -36,6 +36,7 @@ typedef struct OvBlock {
 
 static Padded g_tail, g_head;
 static ring_a32 g_mode, g_ov_lock, g_waiting, g_notified, g_word, g_open;
+enum { WAIT_NONE, WAIT_RECORDS, WAIT_NOTIFY }; /* g_waiting: what may end the consumer's sleep */
 static ring_a64 g_inflight;
 static uint64_t g_cap, g_mask;
 static ring_a64 *g_seq;
@@ -111,7 +112,7 @@ void ring_count(int counter, int64_t n) { a64_add(&g_counter[counter], n); }
 static void wake_consumer(void)
 {
     ring_fence_sc(); /* the record (or the notification) is visible before `waiting` is read */
-    if (a32_load(&g_waiting) && a32_xchg(&g_waiting, 0)) {
+    if (a32_load(&g_waiting) == WAIT_RECORDS && a32_xchg(&g_waiting, 0)) {
         a32_add(&g_word, 1);
         ring_word_wake(&g_word);
         a64_add(&g_wakes, 1);
@@ -272,17 +273,20 @@ RING_EXPORT int64_t ring_drain(void *buf, int64_t buf_bytes, int64_t max_records
 }
 
 /* Blocks until records are available, ring_notify() was called, or timeout_ns passed (< 0: no timeout).
- * Returns bit 0: records available; bit 1: notified (the notification is consumed); 0 on timeout. */
-RING_EXPORT int32_t ring_wait(int64_t timeout_ns)
+ * Returns bit 0: records available; bit 1: notified (the notification is consumed); 0 on timeout.
+ * records_wake = 0 is a nap: records do not end it (only the timeout or ring_notify do), so the producers, which
+ * are the DLL's threads, never pay for a wake syscall (~2 us) while the consumer naps; the consumer trades that
+ * for up to timeout_ns of latency. */
+RING_EXPORT int32_t ring_wait(int64_t timeout_ns, int32_t records_wake)
 {
     if (!g_data) return 0;
     int32_t flags = available() ? 1 : 0;
     if (a32_load(&g_notified) && a32_xchg(&g_notified, 0)) flags |= 2;
     if (flags || timeout_ns == 0) return flags;
     int32_t word = a32_load(&g_word);
-    a32_store_sc(&g_waiting, 1);
+    a32_store_sc(&g_waiting, records_wake ? WAIT_RECORDS : WAIT_NOTIFY);
     ring_fence_sc(); /* `waiting` is visible before the re-check below reads what producers published */
-    if (!available() && !a32_load(&g_notified)) ring_word_wait(&g_word, word, timeout_ns);
+    if (!(records_wake && available()) && !a32_load(&g_notified)) ring_word_wait(&g_word, word, timeout_ns);
     a32_store_sc(&g_waiting, 0);
     flags = available() ? 1 : 0;
     if (a32_xchg(&g_notified, 0)) flags |= 2;
@@ -293,7 +297,11 @@ RING_EXPORT int32_t ring_wait(int64_t timeout_ns)
 RING_EXPORT void ring_notify(void)
 {
     a32_store_sc(&g_notified, 1);
-    wake_consumer();
+    ring_fence_sc();
+    if (a32_load(&g_waiting) && a32_xchg(&g_waiting, 0)) {
+        a32_add(&g_word, 1);
+        ring_word_wake(&g_word);
+    }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------------------- */

@@ -36,7 +36,10 @@ typedef struct {
     uint8_t flags;
     uint16_t nlevels;
     int32_t feed;        /* TAssetIDRec.nFeed, or TConnectorAssetIdentifier.FeedType */
-    uint32_t version;    /* TConnectorAssetIdentifier.Version (0 for V1 assets) */
+    uint16_t version;    /* TConnectorAssetIdentifier.Version (0 for V1 assets) */
+    /* the same number for the same ticker and exchange strings (1..), 0 when the table is full: lets the consumer
+     * decode each name once instead of once per record */
+    uint16_t name_id;
     int64_t received_ns; /* ring_now_ns() first thing in the callback */
 } RecHead;
 
@@ -54,6 +57,10 @@ typedef struct { /* TConnectorTrade as TranslateTrade filled it, plus the callba
     double volume;
     int32_t buyer, seller;
     uint16_t date[8]; /* SYSTEMTIME: year, month, day of week, day, hour, minute, second, ms */
+    /* the date again, split where app/feed/b3time.local_to_ns splits it: (year, month, day, hour) packed 16 bits
+     * each, and ms into that hour; the consumer converts each hour once */
+    uint64_t hour_key;
+    int64_t ms_of_hour;
     uint8_t trade_type, pad[7];
 } BodyTradeV2;
 typedef struct { double price; int32_t qty, side; } BodyTiny;

@@ -36,7 +36,7 @@ _EXPORTS: dict[str, tuple[Any, list[Any]]] = {
     "ring_init": (c_int32, [c_int64, c_int32, c_int32, *_ACCESSOR]),
     "ring_reset": (None, []),
     "ring_free": (None, []),
-    "ring_wait": (c_int32, [c_int64]),
+    "ring_wait": (c_int32, [c_int64, c_int32]),
     "ring_notify": (None, []),
     "ring_drain": (c_int64, [c_void_p, c_int64, c_int64, POINTER(c_int64)]),
     "ring_stat": (c_int64, [c_char_p]),
@@ -150,9 +150,13 @@ class NativeRing:
         self.running = False
 
     # -- consumer (one thread) ---------------------------------------------------------------------------------
-    def wait(self, timeout_s: float | None) -> int:
-        """Sleep, GIL released, until records are there (bit 0), notify() was called (bit 1) or the timeout."""
-        return self._wait(-1 if timeout_s is None else int(timeout_s * 1e9))
+    def wait(self, timeout_s: float | None, records_wake: bool = True) -> int:
+        """Sleep, GIL released, until records are there (bit 0), notify() was called (bit 1) or the timeout.
+
+        records_wake=False naps instead: only the timeout or notify() end it, so the DLL's threads never make the
+        wake system call (~2 us of their time each) while the consumer sleeps; it costs up to timeout_s of
+        latency. Returns what is there when it ends either way."""
+        return self._wait(-1 if timeout_s is None else int(timeout_s * 1e9), 1 if records_wake else 0)
 
     def notify(self) -> None:
         """Wake wait() from any thread (a DLL command is waiting for the owner thread)."""

@@ -87,7 +87,53 @@ void callbacks_configure(int depth_levels, int flush_add_ends_bracket, Translate
     callbacks_reset();
 }
 
-void callbacks_reset(void) { memset(g_depth, 0, sizeof g_depth); }
+/* ticker + exchange strings -> a small number, so the consumer decodes each name once (RecHead.name_id); open
+ * addressing on a hash of the code units; entries stay until the ring is reset */
+#define NAMES 1024
+typedef struct {
+    uint16_t units[RING_TICKER_MAX + RING_EXCH_MAX];
+    uint8_t tl, el, nulls, used;
+} NameEntry;
+static NameEntry g_names[NAMES];
+static int g_names_used;
+static ring_a32 g_names_lock;
+
+void callbacks_reset(void)
+{
+    memset(g_depth, 0, sizeof g_depth);
+    memset(g_names, 0, sizeof g_names);
+    g_names_used = 0;
+}
+
+static uint16_t name_id(const uint16_t *units, uint8_t tl, uint8_t el, uint8_t nulls)
+{
+    uint32_t h = 2166136261u ^ tl ^ ((uint32_t)el << 8) ^ ((uint32_t)nulls << 16);
+    int n = tl + el;
+    for (int i = 0; i < n; i++) h = (h ^ units[i]) * 16777619u;
+    uint16_t id = 0;
+    ring_spin_lock(&g_names_lock);
+    for (uint32_t probe = 0; probe < NAMES; probe++) {
+        uint32_t i = (h + probe) & (NAMES - 1);
+        NameEntry *e = &g_names[i];
+        if (!e->used) {
+            if (g_names_used >= NAMES / 2) break; /* keep probes short: later names go without a number */
+            e->used = 1;
+            e->tl = tl;
+            e->el = el;
+            e->nulls = nulls;
+            memcpy(e->units, units, (size_t)n * sizeof *units);
+            g_names_used++;
+            id = (uint16_t)(i + 1);
+            break;
+        }
+        if (e->tl == tl && e->el == el && e->nulls == nulls && memcmp(e->units, units, (size_t)n * sizeof *units) == 0) {
+            id = (uint16_t)(i + 1);
+            break;
+        }
+    }
+    ring_spin_unlock(&g_names_lock);
+    return id;
+}
 
 RING_EXPORT int32_t ring_set_tee(int32_t kind, AnyFn fn)
 {
@@ -134,11 +180,13 @@ static uint16_t *rec_begin(unsigned char *buf, int kind, size_t body, int64_t t0
     memset(h, 0, sizeof *h);
     h->kind = (uint8_t)kind;
     h->feed = feed;
-    h->version = version;
+    h->version = (uint16_t)version;
     h->received_ns = t0;
-    uint16_t *p = (uint16_t *)(buf + sizeof *h + body);
+    uint16_t *start = (uint16_t *)(buf + sizeof *h + body), *p = start;
     p += h->ticker_len = put_str(p, ticker, RING_TICKER_MAX, &h->flags, RF_TICKER_NULL);
     p += h->exch_len = put_str(p, exchange, RING_EXCH_MAX, &h->flags, RF_EXCH_NULL);
+    if (kind != RK_STATE && !(h->flags & RF_LOSSY))
+        h->name_id = name_id(start, h->ticker_len, h->exch_len, h->flags & (RF_TICKER_NULL | RF_EXCH_NULL));
     return p;
 }
 
@@ -208,6 +256,9 @@ RING_EXPORT void RING_CALL ring_on_trade_v2(AssetV2 asset, void *handle, uint32_
         b->buyer = tr.buyer;
         b->seller = tr.seller;
         memcpy(b->date, tr.date, sizeof b->date);
+        const uint16_t *d = tr.date;
+        b->hour_key = (uint64_t)d[0] << 48 | (uint64_t)d[1] << 32 | (uint64_t)d[3] << 16 | d[4];
+        b->ms_of_hour = ((int64_t)d[5] * 60 + d[6]) * 1000 + d[7];
         b->trade_type = tr.trade_type;
         rec_push(buf, rec_begin(buf, RK_TRADE_V2, sizeof *b, t0, asset.ticker, asset.exchange, asset.feed_type,
                                 asset.version));

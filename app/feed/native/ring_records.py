@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from ctypes import Structure, c_double, c_int32, c_int64, c_uint8, c_uint16, c_uint32
+from ctypes import Structure, c_double, c_int32, c_int64, c_uint8, c_uint16, c_uint32, c_uint64
 from typing import Any, Callable
 
 from app.events import Book, InvalidTicker, State, Trade
-from app.feed.b3time import local_to_ns, parse_dll_datetime
+from app.feed.b3time import hour_base_ns, parse_dll_datetime
 from app.feed.profitdll.callbacks import _AGGRESSOR, _SIDE, state_name
 
 RK_STATE, RK_TRADE_V1, RK_TRADE_V2, RK_TINY, RK_DEPTH, RK_INVALID = 1, 2, 3, 4, 5, 6
@@ -31,7 +31,7 @@ SLOT = 64
 class RecHead(Structure):
     _fields_ = [("kind", c_uint8), ("nslots", c_uint8), ("ticker_len", c_uint8), ("exch_len", c_uint8),
                 ("date_len", c_uint8), ("flags", c_uint8), ("nlevels", c_uint16), ("feed", c_int32),
-                ("version", c_uint32), ("received_ns", c_int64)]
+                ("version", c_uint16), ("name_id", c_uint16), ("received_ns", c_int64)]
 
 
 class BodyState(Structure):
@@ -46,7 +46,7 @@ class BodyTradeV1(Structure):
 class BodyTradeV2(Structure):
     _fields_ = [("number", c_uint32), ("flags", c_uint32), ("price", c_double), ("qty", c_int64),
                 ("volume", c_double), ("buyer", c_int32), ("seller", c_int32), ("date", c_uint16 * 8),
-                ("trade_type", c_uint8), ("pad", c_uint8 * 7)]
+                ("hour_key", c_uint64), ("ms_of_hour", c_int64), ("trade_type", c_uint8), ("pad", c_uint8 * 7)]
 
 
 class BodyTiny(Structure):
@@ -66,7 +66,7 @@ MIRRORED = (RecHead, BodyState, BodyTradeV1, BodyTradeV2, BodyTiny, BodyDepth, R
 BODY = {RK_STATE: BodyState, RK_TRADE_V1: BodyTradeV1, RK_TRADE_V2: BodyTradeV2, RK_TINY: BodyTiny,
         RK_DEPTH: BodyDepth, RK_INVALID: None}
 
-_CODES = {c_uint8: "B", c_uint16: "H", c_int32: "i", c_uint32: "I", c_int64: "q", c_double: "d"}
+_CODES = {c_uint8: "B", c_uint16: "H", c_int32: "i", c_uint32: "I", c_int64: "q", c_uint64: "Q", c_double: "d"}
 
 
 def _format(*structs: type[Structure]) -> str:
@@ -92,6 +92,9 @@ def _format(*structs: type[Structure]) -> str:
 HEAD = struct.Struct(_format(RecHead))
 FORMATS = {kind: struct.Struct(_format(RecHead, body) if body else _format(RecHead)) for kind, body in BODY.items()}
 LEVEL = struct.Struct(_format(RecLevel))
+# n levels in one unpack: (price, qty, count) of each level, then its flags
+LEVELS = [struct.Struct("<" + LEVEL.format[1:] * n) for n in range(51)]
+_HOURS_MAX = 200_000  # as app.feed.b3time's own cache: cleared, never grown without bound
 
 
 def check_layout(layout: Callable[[bytes], int]) -> list[str]:
@@ -126,59 +129,69 @@ class RecordDecoder:
         self.errors = 0
         self.last_error = ""
         self.records = 0
-        # raw UTF-16 of ticker + exchange -> (ticker, exchange), one dict per ticker length so "AB"+"C" and
-        # "A"+"BC" never meet
-        self._names: list[dict[bytes, tuple[str, str]]] = [{} for _ in range(256)]
+        self._names: list[tuple[Any, Any] | None] = [None] * 1025  # RecHead.name_id -> (ticker, exchange)
+        self._hours: dict[int, int] = {}  # BodyTradeV2.hour_key -> b3time.hour_base_ns of that hour
 
-    def _strings(self, buf: memoryview, at: int, tl: int, el: int, flags: int) -> tuple[Any, Any]:
-        end = at + 2 * (tl + el)
-        if flags & (RF_TICKER_NULL | RF_EXCH_NULL):  # a NULL pointer reads as None through ctypes
-            ticker = None if flags & RF_TICKER_NULL else _text(bytes(buf[at:at + 2 * tl]))
-            return ticker, None if flags & RF_EXCH_NULL else _text(bytes(buf[at + 2 * tl:end]))
-        raw = bytes(buf[at:end])
-        names = self._names[tl]
-        pair = names.get(raw)
-        if pair is None:
-            pair = names[raw] = (_text(raw[:2 * tl]), _text(raw[2 * tl:]))
+    def _strings(self, buf: memoryview, at: int, tl: int, el: int, flags: int, name_id: int) -> tuple[Any, Any]:
+        # a NULL pointer reads as None through ctypes; lone surrogates pass as they would there
+        end = at + 2 * tl
+        ticker = None if flags & RF_TICKER_NULL else _text(bytes(buf[at:end]))
+        pair = (ticker, None if flags & RF_EXCH_NULL else _text(bytes(buf[end:end + 2 * el])))
+        if name_id:
+            self._names[name_id] = pair
         return pair
+
+    def _hour(self, hour_key: int, year: int, month: int, day: int, hour: int) -> int:
+        base = hour_base_ns(year, month, day, hour)  # raises on an impossible date, as local_to_ns does
+        if len(self._hours) > _HOURS_MAX:
+            self._hours.clear()
+        self._hours[hour_key] = base
+        return base
 
     def decode(self, buf: memoryview, nbytes: int) -> list[Any]:
         """The events of the records in buf[:nbytes], in order; a record that fails to convert is counted."""
         out: list[Any] = []
         emit = out.append
-        last_ts, aggressor, sides, strings = self.last_ts, _AGGRESSOR, _SIDE, self._strings
+        last_ts, aggressor, sides, names, hours = self.last_ts, _AGGRESSOR, _SIDE, self._names, self._hours
+        strings, hour_of = self._strings, self._hour
         f_state, f_v1, f_v2 = FORMATS[RK_STATE], FORMATS[RK_TRADE_V1], FORMATS[RK_TRADE_V2]
         f_tiny, f_depth, f_head = FORMATS[RK_TINY], FORMATS[RK_DEPTH], FORMATS[RK_INVALID]
         s_v1, s_v2, s_tiny, s_depth = f_v1.size, f_v2.size, f_tiny.size, f_depth.size
-        level_size, level_iter = LEVEL.size, LEVEL.iter_unpack
+        levels_of = LEVELS
         off = records = 0
         while off < nbytes:
             kind, nslots = buf[off], buf[off + 1]
             records += 1
             try:
                 if kind == RK_TRADE_V2:
-                    (_, _, tl, el, _, flags, _, _, _, received, number, cb_flags, price, qty, volume, buyer, seller,
-                     year, month, _, day, hour, minute, second, ms, trade_type) = f_v2.unpack_from(buf, off)
-                    ticker, exchange = strings(buf, off + s_v2, tl, el, flags)
-                    ts = local_to_ns(year, month, day, hour, minute, second, ms)
+                    (_, _, tl, el, _, flags, _, _, _, name_id, received, number, cb_flags, price, qty, volume, buyer,
+                     seller, year, month, _, day, hour, _, _, _, hour_key, ms_of_hour,
+                     trade_type) = f_v2.unpack_from(buf, off)
+                    ticker, exchange = names[name_id] or strings(buf, off + s_v2, tl, el, flags, name_id)
+                    base = hours.get(hour_key)
+                    if base is None:
+                        base = hour_of(hour_key, year, month, day, hour)
+                    ts = base + ms_of_hour * 1_000_000  # = local_to_ns(...) of the SYSTEMTIME, term for term
                     last_ts[ticker] = ts
                     emit(Trade(ticker, exchange, ts, number, price, qty, volume, buyer, seller, aggressor[trade_type],
                                received, bool(cb_flags & 1)))
                 elif kind == RK_DEPTH:
-                    (_, _, tl, el, _, flags, nlevels, _, _, received, side, _, _, _) = f_depth.unpack_from(buf, off)
-                    ticker, _exchange = strings(buf, off + s_depth, tl, el, flags)
-                    at = (off + s_depth + 2 * (tl + el) + 7) & ~7
-                    levels = tuple((p, q, c) for p, q, c, _ in level_iter(buf[at:at + nlevels * level_size]))
+                    (_, _, tl, el, _, flags, nlevels, _, _, name_id, received, side, _, _,
+                     _) = f_depth.unpack_from(buf, off)
+                    ticker = (names[name_id] or strings(buf, off + s_depth, tl, el, flags, name_id))[0]
+                    flat = levels_of[nlevels].unpack_from(buf, (off + s_depth + 2 * (tl + el) + 7) & ~7)
+                    levels = tuple(zip(flat[0::4], flat[1::4], flat[2::4]))
                     emit(Book(ticker, last_ts.get(ticker, 0), sides[side], levels, received, "depth"))
                 elif kind == RK_TINY:
-                    (_, _, tl, el, _, flags, _, _, _, received, price, qty, side) = f_tiny.unpack_from(buf, off)
-                    ticker, _exchange = strings(buf, off + s_tiny, tl, el, flags)
+                    (_, _, tl, el, _, flags, _, _, _, name_id, received, price, qty,
+                     side) = f_tiny.unpack_from(buf, off)
+                    ticker = (names[name_id] or strings(buf, off + s_tiny, tl, el, flags, name_id))[0]
                     # the callback has no time: the book is stamped with the ticker's last trade time
                     emit(Book(ticker, last_ts.get(ticker, 0), sides[side & 1], ((price, qty, 0),), received, "tiny"))
                 elif kind == RK_TRADE_V1:
-                    (_, _, tl, el, dl, flags, _, _, _, received, number, qty, price, volume, buyer, seller,
+                    (_, _, tl, el, dl, flags, _, _, _, name_id, received, number, qty, price, volume, buyer, seller,
                      trade_type, edit) = f_v1.unpack_from(buf, off)
-                    ticker, exchange = strings(buf, off + s_v1, tl, el, flags)
+                    ticker, exchange = names[name_id] or strings(buf, off + s_v1, tl, el, flags, name_id)
                     at = off + s_v1 + 2 * (tl + el)
                     date = None if flags & RF_DATE_NULL else _text(bytes(buf[at:at + 2 * dl]))
                     ts = parse_dll_datetime(date)  # type: ignore[arg-type]  # None fails as it does via ctypes
@@ -186,13 +199,13 @@ class RecordDecoder:
                     emit(Trade(ticker, exchange, ts, number, price, qty, volume, buyer, seller,
                                aggressor[trade_type & 0xFF], received, (edit & 0xFFFF) != 0))
                 elif kind == RK_STATE:
-                    (_, _, _, _, _, _, _, _, _, received, conn_type, result) = f_state.unpack_from(buf, off)
+                    (_, _, _, _, _, _, _, _, _, _, received, conn_type, result) = f_state.unpack_from(buf, off)
                     if self.on_state is not None:
                         self.on_state(conn_type, result)
                     emit(State(conn_type, result, state_name(conn_type, result), received))
                 elif kind == RK_INVALID:
-                    (_, _, tl, el, _, flags, _, _, _, received) = f_head.unpack_from(buf, off)
-                    ticker, exchange = strings(buf, off + f_head.size, tl, el, flags)
+                    (_, _, tl, el, _, flags, _, _, _, name_id, received) = f_head.unpack_from(buf, off)
+                    ticker, exchange = strings(buf, off + f_head.size, tl, el, flags, name_id)
                     if self.on_invalid is not None:
                         self.on_invalid(ticker)
                     emit(InvalidTicker(ticker, exchange, received))

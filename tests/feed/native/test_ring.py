@@ -124,6 +124,23 @@ def test_wait_wakes_on_notify_and_on_records_and_times_out_otherwise(native):
     assert [(e.conn_type, e.result, e.name) for e in native.drain_events()] == [(2, 4, "MARKET_CONNECTED")]
     assert native.stat("wakes") >= 1
 
+    # a nap: records do not end it (the producer makes no wake call), the timeout or notify() do
+    wakes = native.stat("wakes")
+    waiter = threading.Thread(target=lambda: got.append((native.wait(0.3, records_wake=False), time.monotonic())))
+    waiter.start()
+    time.sleep(0.05)
+    native.state(2, 4)
+    waiter.join(5)
+    assert got[2][0] == 1 and got[2][1] - pushed_at >= 0.25 and native.stat("wakes") == wakes
+    native.drain_events()
+    waiter = threading.Thread(target=lambda: got.append((native.wait(10.0, records_wake=False), time.monotonic())))
+    waiter.start()
+    time.sleep(0.05)
+    notified_at = time.monotonic()
+    native.notify()
+    waiter.join(5)
+    assert got[3][0] == 2 and got[3][1] - notified_at < 1.0
+
 
 def test_strings_null_pointers_and_receive_clock(native):
     native.start(depth_levels=5)
