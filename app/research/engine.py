@@ -10,7 +10,8 @@ every task not yet finished is submitted again, each charged one attempt.
 
 Dask: the scheduler itself re-runs the tasks of a lost worker on another one (up to its allowed-failures); a task
 that raises, or that Dask gives up on (KilledWorker), is resubmitted here under a new key. Tasks are submitted with
-pure=False so Dask never answers a retry from a cached failed result.
+pure=False so Dask never answers a retry from a cached failed result. The scheduler's own re-runs are invisible
+to the futures, so they are read from it at the end (each task's `suspicious` count) and added to `retried`.
 """
 from __future__ import annotations
 
@@ -88,8 +89,10 @@ def _on_dask(tasks: list[Any], fn: Callable, address: str, attempts: int, out: l
     with Client(address, timeout="20s") as client:
         futures = {client.submit(fn, t, pure=False): i for i, t in enumerate(tasks)}
         queue = dask_completed(list(futures))
+        done = []  # held, not released, until the scheduler has told how often it re-ran each
         for fut in queue:
             i = futures.pop(fut)
+            done.append(fut)
             if fut.status == "finished":
                 out[i] = fut.result()
                 tally.done += 1
@@ -99,6 +102,18 @@ def _on_dask(tasks: list[Any], fn: Callable, address: str, attempts: int, out: l
                     new = client.submit(fn, tasks[i], pure=False)
                     futures[new] = i
                     queue.add(new)
-            fut.release()
             if progress is not None:
                 progress(tally)
+        tally.retried += _rescheduled(client, [f.key for f in done])
+
+
+def _rescheduled(client: Any, keys: list) -> int:
+    """How many times the scheduler re-ran these tasks because their worker was lost (its own retries, which the
+    futures do not show); 0 when the scheduler will not say."""
+    def count(dask_scheduler: Any, keys: list = keys) -> int:
+        tasks = dask_scheduler.tasks
+        return sum(getattr(tasks[k], "suspicious", 0) for k in keys if k in tasks)
+    try:
+        return int(client.run_on_scheduler(count))
+    except Exception:  # a scheduler that refuses run_on_scheduler: the table is unaffected, only the count
+        return 0

@@ -101,7 +101,7 @@ def test_dask_worker_killed_mid_sweep_and_a_raising_task_still_give_the_table(ta
                                                                                reference):
     # the scheduler itself re-runs the dead worker's task elsewhere (the nanny restarts the worker)
     killed, tally = table(tapes, cluster=dask_cluster, fn=DieOnce(tmp_path / "died", 3))
-    assert (tmp_path / "died").exists() and tally.failed == 0
+    assert (tmp_path / "died").exists() and tally.failed == 0 and tally.retried >= 1
     assert killed == reference
     raised, tally = table(tapes, cluster=dask_cluster, fn=RaiseOnce(tmp_path / "raised", 0))
     assert tally.retried == 1 and raised == reference
