@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 
 from app import config as config_mod
-from app.backtest.days import group_days
+from app.events import Trade
+from app.agents.base import session_day
 from app.backtest.sources import TapeError, expand_paths, load_tape, parse_columns, require_spec
 from app.cli import EXIT_CONFIG, EXIT_FEED, EXIT_OK, EXIT_STORAGE
 from app.research import engine, output, results as R
@@ -106,16 +107,25 @@ def plan(args: argparse.Namespace, cfg: config_mod.Config) -> tuple[list, list, 
     if not paths:
         raise TapeError(f"no tapes under {' '.join(args.paths)}")
     cols = parse_columns(args.columns) if args.columns else None
-    by_ticker = group_days([(p, load_tape(p, cfg, cols).events) for p in paths])
-    for ticker in by_ticker:
+    # which (ticker, day) each file holds, one file in memory at a time: the client never holds the whole tape set,
+    # and each task is given only the files it needs (a one-day task of per-day exports reads one file)
+    holds: dict[str, set[tuple[str, int]]] = {}
+    for p in paths:
+        holds[p] = {(ev.ticker, session_day(ev.ts)) for ev in load_tape(p, cfg, cols).events  # type: ignore[union-attr]
+                    if type(ev) is Trade}
+    by_ticker: dict[str, list[int]] = {}
+    for ticker, day in sorted(set().union(*holds.values())):
         require_spec(ticker, cfg.execution)
-    steps = split([d.day for days in by_ticker.values() for d in days], args.train_days, args.test_days)
+        by_ticker.setdefault(ticker, []).append(day)
+    steps = split([d for days in by_ticker.values() for d in days], args.train_days, args.test_days)
     base = msgspec.to_builtins(cfg)
     tasks: list[Task] = []
-    for si, s in [(R.DEFAULT, ()), *enumerate(settings)]:
-        for ticker, days in by_ticker.items():  # sorted by ticker, days in order: a fixed task order
-            for day in ([d.day for d in days] if args.fresh_each_day else [None]):
-                tasks.append(Task(len(tasks), si, s, ticker, day, paths, base, args.columns))
+    # ticker-major, then settings, then days: a fixed order, and a worker's consecutive tasks share their files
+    for ticker, days in by_ticker.items():
+        for si, s in [(R.DEFAULT, ()), *enumerate(settings)]:
+            for day in (days if args.fresh_each_day else [None]):
+                mine = tuple(p for p in paths if any(t == ticker and (day is None or d == day) for t, d in holds[p]))
+                tasks.append(Task(len(tasks), si, s, ticker, day, mine, base, args.columns))
     return axes, settings, tasks, steps
 
 
@@ -148,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                                        f"{tally.errors[first]}")
     sw = R.evaluate(settings, steps, R.collect(tasks, out), args.train_days)
     mode = "fresh each day" if args.fresh_each_day else "learned state carried from day to day"
-    meta: dict[str, Any] = {"tapes": list(tasks[0].paths), "train_days": args.train_days,
+    meta: dict[str, Any] = {"tapes": sorted({p for t in tasks for p in t.paths}), "train_days": args.train_days,
                             "test_days": args.test_days, "mode": mode}
     files: dict[str, str] = {}
     if args.out:

@@ -123,3 +123,17 @@ def test_without_a_terminal_progress_is_plain_lines(tapes, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "sweep: 10/10 tasks: 10 done, 0 failed, 0 retried"  # 5 settings x 2 tickers
     assert all(line.startswith("sweep: ") for line in err)
+
+
+def test_each_task_gets_only_the_files_holding_its_ticker_and_day(tapes):
+    from app.commands.sweep import plan
+    from app.cli import build_parser
+
+    args = build_parser().parse_args(["sweep", str(tapes), *GRID, *WINDOWS, "--fresh-each-day"])
+    _axes, settings, tasks, steps = plan(args, config.load(None))
+    assert len(tasks) == (len(settings) + 1) * (4 + 1)  # (settings + defaults) x (4 WDO days + 1 WIN day)
+    assert {t.ticker: [p.rsplit("/", 1)[1] for p in t.paths] for t in tasks} == {"WDOZ26": ["wdo.csv"],
+                                                                                 "WINZ26": ["win.csv"]}
+    assert [t.index for t in tasks] == list(range(len(tasks)))
+    assert [t.ticker for t in tasks] == sorted(t.ticker for t in tasks)  # ticker-major: workers reuse their files
+    assert [len(s.test) for s in steps] == [1, 1]
