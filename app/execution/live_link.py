@@ -40,6 +40,7 @@ class LiveLink:
         self._queue: deque[tuple[LiveOrder, Order]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.feed: Any = None
         self.pipeline: Any = None
         self.reconciled = False
@@ -109,8 +110,16 @@ class LiveLink:
         await self.reconcile()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="live-orders")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 3.0) -> None:
+        """No new send starts; one already on the owner thread is let finish (bounded), so its local id and fills
+        are booked as ours instead of being cut off mid-call. Orders still queued are refused."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                pass
             self._task.cancel()
             try:
                 await self._task
@@ -191,7 +200,7 @@ class LiveLink:
     # -- sending --------------------------------------------------------------------------------------------------
     async def _run(self) -> None:
         router = self.feed.router
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
             except asyncio.TimeoutError:
@@ -201,7 +210,12 @@ class LiveLink:
                 log.warning("live: routing connection back; reconciling before any new order")
                 await self.reconcile()
             while self._queue:
+                if self._stopping:
+                    self._refuse(self._queue.popleft()[0], "the app is stopping: not sent")
+                    continue
                 await self._send(self._queue.popleft()[0])
+        while self._queue:
+            self._refuse(self._queue.popleft()[0], "the app is stopping: not sent")
 
     async def _send(self, o: LiveOrder, order_type: str = "market", price: float = -1.0) -> None:
         """One order to SendOrder, unless reconciliation disagreed or routing reconnected since it ran."""
