@@ -4,7 +4,7 @@ Every combination of the grid (plus the base config's own settings, the "default
 ticker as `backtest` does it; the session days are split into rolling train/test windows; each step's setting is
 chosen on its train days only and judged on the next test days. Tasks run on local processes (--jobs) or on a Dask
 distributed cluster (--cluster). Exit codes: 0 done, 2 configuration (bad --grid key or value, too few days for the
-windows, a ticker without a contract), 3 nothing could be read, 4 --out cannot be written, 5 tasks failed after
+windows, a ticker without a contract), 3 a tape could not be read, 4 --out cannot be written, 5 tasks failed after
 their retries (or the cluster could not be reached).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ files in --out: summary.md (tables and heatmap.png), summary.csv, steps.csv, set
 setting chosen on the last train window, as a config fragment for run/backtest --config).
 --cluster tcp://HOST:8786 runs the tasks on an existing Dask scheduler; its workers need this package installed
 (pip install 'hmarl[research]') and the tapes at the same paths.
-exit codes: 0 done, 2 configuration, 3 nothing read, 4 --out not writable, 5 tasks failed after retries or the
+exit codes: 0 done, 2 configuration, 3 a tape could not be read, 4 --out not writable, 5 tasks failed after retries or the
 cluster could not be reached.
 """
 
@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         axes, settings, tasks, steps = plan(args, cfg)
     except (GridError, WindowError) as err:
         return _fail(args, EXIT_CONFIG, str(err))
-    except TapeError as err:
-        return _fail(args, EXIT_FEED, f"nothing read: {err}")
+    except TapeError as err:  # every tape or none: a partial set would judge the choice on other days than asked
+        return _fail(args, EXIT_FEED, f"tape not read: {err}; fix or remove it")
     bar = _Progress(len(tasks), args.json)
     t0 = time.perf_counter()
     try:

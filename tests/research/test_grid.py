@@ -59,3 +59,14 @@ def test_fragment_loads_and_changes_the_setting(tmp_path):
     assert cfg.coordination.learner.fixed_share == 0.05
     assert cfg.coordination.horizons == [1, 3] and cfg.coordination.contrarian is False
     assert cfg.coordination.max_contracts == base().coordination.max_contracts  # the rest stays default
+
+
+def test_too_few_days_exits_2_and_an_unreadable_tape_exits_3(tapes, tmp_path, capsys):
+    assert main(["sweep", str(tapes), "--grid", "coordination.entry_threshold=0.3", "--train-days", "4"]) == 2
+    assert "needs at least 5" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.csv").write_text("a;b;c\n1;2;3\n")
+    assert main(["sweep", str(tapes), str(bad), "--grid", "coordination.entry_threshold=0.3"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sweep: tape not read:") and "broken.csv" in err[-1]
