@@ -173,6 +173,16 @@ class NativeRing:
         view, _, nbytes = self.drain_records(max_records)
         return self.decoder.decode(view, nbytes) if nbytes else []
 
+    def drain_all(self) -> list[Any]:
+        """Every event still in the ring (one drain is bounded by BUFFER_BYTES): after the DLL stopped calling
+        back, e.g. once DLLFinalize returned."""
+        out: list[Any] = []
+        while True:
+            view, n, nbytes = self.drain_records()
+            if not n:
+                return out
+            out += self.decoder.decode(view, nbytes)
+
     # -- statistics ----------------------------------------------------------------------------------------------
     def stat(self, name: str) -> int:
         return int(self.lib.ring_stat(name.encode()))

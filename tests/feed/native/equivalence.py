@@ -27,7 +27,8 @@ from app.feed.tickers import resolve
 
 
 def run(trades: int = 20_000, depth_levels: int = 5, flush_add: str = "ends_bracket", garbage: int = 1,
-        capacity: int = 4096) -> dict[str, Any]:
+        capacity: int = 4096, stall_s: float = 0.0) -> dict[str, Any]:
+    """stall_s: the consumer stops draining that long once the market flows (the ring then overflows)."""
     native = ring.get()
     assert native is not None, "native ring not built"
     cfg = config_mod.load(None, {"simulator.pace": False, "simulator.bursts": False, "simulator.max_trades": trades,
@@ -69,11 +70,12 @@ def run(trades: int = 20_000, depth_levels: int = 5, flush_add: str = "ends_brac
     for ticker in subscribed:
         assert dll.SubscribePriceDepth(abi.TConnectorAssetIdentifier(0, ticker, "F", 0)) == 0
         assert dll.SubscribeTicker(ticker, "F") == 0
+    time.sleep(stall_s)
     while time.monotonic() < deadline and control.stat("trades_generated") < trades:
         native.wait(0.05)
         native_events += native.drain_events()
     dll.DLLFinalize()  # joins the connector thread: every callback has returned
-    native_events += native.drain_events()
+    native_events += native.drain_all()
 
     plain = [msgspec.structs.replace(e, received_ns=0) for e in native_events]
     expected = [msgspec.structs.replace(e, received_ns=0) for e in ctypes_events]

@@ -21,8 +21,9 @@ def equivalence(**kwargs) -> dict:
 @pytest.mark.parametrize("kwargs", [
     # the defaults, the DLL's garbage in narrow arguments, a ring large enough to overflow only in bursts
     {"trades": 20_000},
-    # the other reading of the post-flush Add, fewer levels, a tiny ring: most records go through the overflow chain
-    {"trades": 20_000, "flush_add": "is_change", "depth_levels": 2, "garbage": 0, "capacity": 256},
+    # the other reading of the post-flush Add, fewer levels, a tiny ring and a consumer that stalls: thousands of
+    # records go through the overflow chain
+    {"trades": 20_000, "flush_add": "is_change", "depth_levels": 2, "garbage": 0, "capacity": 256, "stall_s": 0.3},
 ], ids=["ends_bracket", "is_change-overflow"])
 def test_native_and_ctypes_paths_yield_identical_events(kwargs):
     r = equivalence(**kwargs)
