@@ -42,6 +42,11 @@ static uint64_t g_cap, g_mask;
 static ring_a64 *g_seq;
 static unsigned char *g_data;
 static OvBlock *g_ov_first, *g_ov_last; /* under g_ov_lock */
+/* drained blocks kept for the next overflow (under g_ov_lock): a producer reuses pages that are already mapped
+ * instead of taking a page fault per 4 KiB of a fresh malloc on the DLL's thread */
+static OvBlock *g_ov_spare;
+static int g_ov_nspare;
+#define OV_SPARE_MAX 16
 
 /* consumer-only state */
 static int64_t g_head_local, g_take_at;
@@ -162,7 +167,15 @@ static void overflow_push(const unsigned char *rec, size_t nbytes)
     OvBlock *b = g_ov_last;
     if (!b || b->cap - b->used < nbytes) {
         size_t cap = nbytes > OV_BLOCK_BYTES ? nbytes : OV_BLOCK_BYTES;
-        OvBlock *nb = malloc(sizeof *nb + cap);
+        OvBlock *nb = NULL;
+        if (g_ov_spare && nbytes <= OV_BLOCK_BYTES) {
+            nb = g_ov_spare;
+            g_ov_spare = nb->next;
+            g_ov_nspare--;
+            cap = nb->cap;
+        } else {
+            nb = malloc(sizeof *nb + cap);
+        }
         if (!nb) { /* nowhere to keep it: counted, and the only way a record is ever lost */
             ring_spin_unlock(&g_ov_lock);
             a64_add(&g_lost, 1);
@@ -223,12 +236,28 @@ static int64_t copy_from_ring(unsigned char *out, int64_t room)
     return (int64_t)n * RING_SLOT;
 }
 
-/* bytes copied; 0 = the taken chain is exhausted (and freed); -1 = no room */
+static void spare_or_free(OvBlock *b)
+{
+    if (b->cap == OV_BLOCK_BYTES) {
+        ring_spin_lock(&g_ov_lock);
+        if (g_ov_nspare < OV_SPARE_MAX) {
+            b->next = g_ov_spare;
+            b->used = 0;
+            g_ov_spare = b;
+            g_ov_nspare++;
+            b = NULL;
+        }
+        ring_spin_unlock(&g_ov_lock);
+    }
+    free(b);
+}
+
+/* bytes copied; 0 = the taken chain is exhausted (its blocks spared or freed); -1 = no room */
 static int64_t copy_from_chain(unsigned char *out, int64_t room)
 {
     while (g_take && g_take_off >= g_take->used) {
         OvBlock *next = g_take->next;
-        free(g_take);
+        spare_or_free(g_take);
         g_take = next;
         g_take_off = 0;
     }
@@ -326,7 +355,12 @@ static void clear_contents(void)
         next = b->next;
         free(b);
     }
-    g_ov_first = g_ov_last = g_take = NULL;
+    for (OvBlock *b = g_ov_spare, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    g_ov_first = g_ov_last = g_take = g_ov_spare = NULL;
+    g_ov_nspare = 0;
     g_take_off = 0;
     g_have_take = 0;
     a32_store_sc(&g_mode, 0);
@@ -366,6 +400,7 @@ RING_EXPORT int32_t ring_init(int64_t capacity, int32_t depth_levels, int32_t fl
     g_cap = cap;
     g_mask = cap - 1;
     g_data = data;
+    memset(data, 0, cap * RING_SLOT); /* map every page now, not on the DLL's thread at its first lap */
     clear_contents();
     clear_stats();
     callbacks_configure(depth_levels, flush_add_ends_bracket, translate, side_count, price_group);
