@@ -1,8 +1,8 @@
 """The native callback ring, from Python: load the library, hand its C callbacks to the DLL, drain their records.
 
 The C functions in ring_callbacks.c have the DLL's callback signatures, so the DLL calls them directly: its
-threads never enter Python, never take the GIL and never wait for it. They push fixed-layout records into a
-lock-free ring (ring.c); one Python thread - the DLL owner thread, in the feed - waits in C with the GIL released
+threads never enter Python, never take the GIL and never wait for it. They push records (one layout per kind) into a
+bounded ring (ring.c); one Python thread - the DLL owner thread, in the feed - waits in C with the GIL released
 (`wait`), drains a whole batch in one call (`drain_events`) and gets the same event objects the ctypes callbacks
 build (ring_records.RecordDecoder).
 
