@@ -67,6 +67,11 @@ class FeedConfig(_Section):
     # the price-depth Add that follows a Flush: "ends_bracket" (vendor example: it repeats the smallest index the
     # bracket changed, not a new change) or "is_change" (read the side again, as for any Add)
     depth_flush_add: Literal["ends_bracket", "is_change"] = "ends_bracket"
+    # who the DLL calls back: "native" (C functions filling a ring the owner thread drains: the DLL's threads never
+    # take the GIL), "ctypes" (Python callbacks), "auto" (native when it was built at install, else ctypes)
+    bridge: Literal["auto", "native", "ctypes"] = "auto"
+    # native ring: the owner thread's nap between batches while data flows, microseconds (latency vs. its CPU)
+    ring_nap_us: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 100
 
     def __post_init__(self) -> None:
         if not self.tickers:

@@ -1,6 +1,6 @@
 """DLL callback thread -> event loop hand-off.
 
-The callback thread only appends an already-copied event to a deque and, when no wake-up is pending, schedules
+The callback thread (or, with the native ring, the DLL owner thread with a whole batch) only appends an already-copied event to a deque and, when no wake-up is pending, schedules
 one `drain` with `call_soon_threadsafe`. Everything that arrives before the loop runs `drain` rides on the same
 wake-up, so the cost of waking the loop is paid per batch, not per tick. The callback never waits for the loop.
 
@@ -58,6 +58,16 @@ class Bridge:
             try:
                 self._loop.call_soon_threadsafe(self._drain)
             except RuntimeError:  # loop closed: keep the event, never raise into the DLL
+                self.lost_wakeups += 1
+
+    def put_batch(self, events: list[InputEvent]) -> None:
+        """A whole batch from the native ring's owner thread: one wake-up at most, as for put()."""
+        self._queue.extend(events)
+        if not self._pending:
+            self._pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
                 self.lost_wakeups += 1
 
     def put_routing(self, event: Event) -> None:

@@ -4,6 +4,10 @@ The loop submits a command (a plain function of the binding) and awaits an async
 commands one at a time in submission order and resolves the future with `call_soon_threadsafe`. Market data never
 passes through this queue, so a subscribe or an order is never stuck behind ticks.
 
+With a pump (the native callback ring, app/feed/profitdll/native_intake.py) the thread also moves market data:
+it runs every queued command first, then one `pump()` (deliver one batch, then nap or sleep in C with the GIL
+released); `notify()` ends that sleep as soon as a command is queued.
+
 The thread is a daemon so it cannot keep a crashed program alive, and it outlives any one event loop: the DLL is
 a per-process singleton and is finalized from an `atexit` hook through `call_blocking`.
 """
@@ -12,22 +16,57 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import Any, Callable
+import time
+from typing import Any, Callable, Protocol
 
 _STOP = object()
+
+
+class Pump(Protocol):
+    def pump(self) -> None: ...  # deliver one batch and/or wait for the next; bounded
+
+    def notify(self) -> None: ...  # from any thread: end the pump's wait now
 
 
 class OwnerThread:
     def __init__(self, name: str = "profitdll-owner") -> None:
         self._commands: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.commands_run = 0
+        self._pump: Pump | None = None
+        self.pump_errors = 0
+        self.last_pump_error = ""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self.ident = self._thread.ident
-        self.commands_run = 0
+
+    def set_pump(self, pump: Pump | None) -> None:
+        """Move market data with `pump` between commands (None: commands only). Called on the owner thread."""
+        self._pump = pump
+
+    def _put(self, item: Any) -> None:
+        self._commands.put(item)
+        pump = self._pump
+        if pump is not None:
+            pump.notify()
+
+    def _next(self) -> Any:
+        while True:
+            pump = self._pump
+            if pump is None:
+                return self._commands.get()
+            try:
+                return self._commands.get_nowait()
+            except queue.Empty:
+                try:
+                    pump.pump()
+                except Exception as exc:  # the thread that calls the DLL must outlive any bug in moving data
+                    self.pump_errors += 1
+                    self.last_pump_error = f"{type(exc).__name__}: {exc}"
+                    time.sleep(0.01)  # a pump failing every time must not spin a core
 
     def _run(self) -> None:
         while True:
-            item = self._commands.get()
+            item = self._next()
             if item is _STOP:
                 return
             fn, args, deliver = item
@@ -60,7 +99,7 @@ class OwnerThread:
             except RuntimeError:  # the loop went away while the command ran; nothing is waiting
                 pass
 
-        self._commands.put((fn, args, deliver))
+        self._put((fn, args, deliver))
         # shield: a cancelled await must not pretend the DLL call did not happen; it still completes in order
         return await asyncio.shield(future)
 
@@ -75,7 +114,7 @@ class OwnerThread:
             box[0], box[1] = result, error
             done.set()
 
-        self._commands.put((fn, args, deliver))
+        self._put((fn, args, deliver))
         if not done.wait(timeout):
             raise TimeoutError(f"DLL owner thread did not finish {getattr(fn, '__name__', fn)} in {timeout}s")
         if box[1] is not None:
@@ -89,10 +128,10 @@ class OwnerThread:
             if error is not None:
                 on_error(error)
 
-        self._commands.put((fn, args, deliver))
+        self._put((fn, args, deliver))
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._commands.put(_STOP)
+        self._put(_STOP)
         self._thread.join(timeout)
 
     @property

@@ -160,7 +160,8 @@ async def exit_without_stop() -> dict:
         assert feed.session is not None and "control" in box
         print(json.dumps({"gate_open": callbacks.GATE[0], "sim": box["control"].stats(),
                           "finalized": feed.session.finalized, "market_state": feed.session.conn_state.get(2),
-                          "callback_errors": feed.session.callbacks.errors}), flush=True)
+                          "callback_errors": feed.session.stats()["callback_errors"],
+                          "path": feed.session.bridge_path}), flush=True)
 
     atexit.register(report)
     await feed.start(sink)

@@ -65,7 +65,7 @@ async def flood(total: int = 1_000_000, trade_api: str = "v2", keep_thread_state
     await feed.stop(finalize=True)
     return {"received": sink.continuity.counts["trade"], "seconds": elapsed, "rate": sink.continuity.counts["trade"] / elapsed,
             "continuity": sink.continuity.stats(), "sim": control.stats(), "gc_collections": collections[0],
-            "bridge": stats["bridge"], "dll": stats["dll"]}
+            "bridge": stats["bridge"], "dll": stats["dll"], "sim_stats": stats["simulator"]}
 
 
 async def finalize_during_flood(after: float = 0.5) -> dict:
@@ -84,7 +84,7 @@ async def finalize_during_flood(after: float = 0.5) -> dict:
     return {"stop_seconds": stop_seconds, "received": received_at_stop,
             "callbacks_after": control.stat("callbacks") - callbacks_at_stop,
             "received_after": sink.continuity.counts["trade"] - received_at_stop,
-            "sim": control.stats(), "continuity": sink.continuity.stats()}
+            "sim": control.stats(), "continuity": sink.continuity.stats(), "dll": feed.stats()["dll"]}
 
 
 async def churn_during_flood(seconds: float = 2.0) -> dict:

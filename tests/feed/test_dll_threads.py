@@ -1,15 +1,23 @@
-"""The binding against the native stand-in, each scenario in a process of its own (one DLL session per process)."""
-import pytest
+"""The binding against the native stand-in, each scenario in a process of its own (one DLL session per process).
+
+The flood, finalize and churn scenarios run on both callback paths (feed.bridge native and ctypes)."""
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 
+from app.feed.native import ring
 from tests.conftest import ROOT
 
+PATHS = [pytest.param("native", marks=pytest.mark.skipif(ring.get() is None, reason="native ring not built")),
+         "ctypes"]
 
-def scenario(name: str, timeout: float = 600, **kwargs) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "tests.feed.scenarios", name, json.dumps(kwargs)],
+
+def scenario(name: str, timeout: float = 600, bridge: str = "", **kwargs) -> dict:
+    env = {**os.environ, "HMARL_FEED_BRIDGE": bridge} if bridge else None
+    proc = subprocess.run([sys.executable, "-m", "tests.feed.scenarios", name, json.dumps(kwargs)], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"scenario {name} exited {proc.returncode}\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -39,15 +47,32 @@ def test_v1_trade_callback_from_initialize_delivers_the_same_stream():
     assert r["dll"]["callback_errors"] == 0, r["dll"]["last_callback_error"]
 
 
+@pytest.mark.parametrize("bridge", PATHS)
+def test_a_flood_arrives_complete_and_in_order_on_each_path(bridge):
+    r = scenario("flood", total=200_000, bridge=bridge)
+    assert r["received"] == 200_000
+    assert r["continuity"]["missing"] == 0 and r["continuity"]["repeated"] == 0 and r["continuity"]["gaps"] == 0
+    assert r["dll"]["bridge_path"] == bridge
+    assert r["dll"]["callback_errors"] == 0, r["dll"]["last_callback_error"]
+    assert r["sim"]["violations"] == 0 and r["sim"]["foreign_thread_calls"] == 0
+    # the dwell of every callback, timed by the DLL side, and by the path itself
+    assert r["sim_stats"]["callback_dwell"]["count"] >= 200_000
+    assert r["dll"]["dwell"]["trade_v2"]["count"] >= 200_000
+    if bridge == "native":
+        assert r["dll"]["ring"]["pushed"] == r["dll"]["ring"]["drained"] and r["dll"]["ring"]["lost"] == 0
+    print(f"flood on {bridge}: {r['rate']:,.0f} trades/s, DLL-side dwell {r['sim_stats']['callback_dwell']}")
+
+
 def test_flood_without_kept_thread_state_is_still_complete():
-    r = scenario("flood", total=100_000, keep_thread_state=False)
+    r = scenario("flood", total=100_000, keep_thread_state=False, bridge="ctypes")
     assert r["received"] == 100_000
     assert r["continuity"]["gaps"] == 0
     assert r["dll"]["pinned_threads"] == 0
 
 
-def test_finalize_during_a_flood_returns_promptly_and_no_callback_follows():
-    r = scenario("finalize_during_flood", after=0.5)
+@pytest.mark.parametrize("bridge", PATHS)
+def test_finalize_during_a_flood_returns_promptly_and_no_callback_follows(bridge):
+    r = scenario("finalize_during_flood", after=0.5, bridge=bridge)
     assert r["received"] > 1000
     assert r["stop_seconds"] < 5.0
     assert r["callbacks_after"] == 0
@@ -56,10 +81,14 @@ def test_finalize_during_a_flood_returns_promptly_and_no_callback_follows():
     assert r["sim"]["connector_alive"] == 0
     assert r["sim"]["violations"] == 0
     assert r["continuity"]["gaps"] == 0
+    # every trade callback the DLL made before its threads stopped reached the sink by the time stop returned
+    assert r["received"] == r["sim"]["trades_delivered"]
+    assert r["dll"]["bridge_path"] == bridge
 
 
-def test_subscribe_unsubscribe_churn_during_a_flood_is_safe():
-    r = scenario("churn_during_flood", seconds=2.0)
+@pytest.mark.parametrize("bridge", PATHS)
+def test_subscribe_unsubscribe_churn_during_a_flood_is_safe(bridge):
+    r = scenario("churn_during_flood", seconds=2.0, bridge=bridge)
     assert r["cycles"] > 20
     assert r["stop_seconds"] < 5.0
     assert r["sim"]["violations"] == 0

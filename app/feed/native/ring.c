@@ -114,6 +114,18 @@ void ring_leave(int kind, int64_t t0)
 
 void ring_count(int counter, int64_t n) { a64_add(&g_counter[counter], n); }
 
+/* The routing epoch, kept here and not only from the drained records: an order the owner thread is about to send
+ * must see a routing reconnect the DLL reported a moment ago, even when its record still waits in the ring. Counted
+ * for the life of the process (never reset with the ring): an epoch must never come back. */
+static ring_a32 g_routing_last = -1;
+static ring_a64 g_routing_connects;
+
+void ring_routing_state(int32_t result)
+{
+    if (a32_xchg(&g_routing_last, result) != result && result == ROUTING_BROKER_CONNECTED)
+        a64_add_sc(&g_routing_connects, 1);
+}
+
 static void wake_consumer(void)
 {
     ring_fence_sc(); /* the record (or the notification) is visible before `waiting` is read */
@@ -442,7 +454,7 @@ RING_EXPORT int64_t ring_stat(const char *name)
         {"inflight", &g_inflight}, {"translate_errors", &g_counter[C_TRANSLATE_ERRORS]},
         {"depth_errors", &g_counter[C_DEPTH_ERRORS]}, {"depth_books", &g_counter[C_DEPTH_BOOKS]},
         {"post_flush_adds", &g_counter[C_POST_FLUSH_ADDS]}, {"depth_table_full", &g_counter[C_DEPTH_TABLE_FULL]},
-        {"lossy_strings", &g_counter[C_LOSSY]},
+        {"lossy_strings", &g_counter[C_LOSSY]}, {"routing_connects", &g_routing_connects},
     };
     if (!name) return -1;
     if (strcmp(name, "capacity") == 0) return (int64_t)g_cap;

@@ -82,6 +82,8 @@ int ring_enter(void);                /* 0 = closed: return at once, touching not
 void ring_leave(int kind, int64_t t0); /* records the dwell since t0, then leaves */
 void ring_push(void *rec, size_t nbytes);
 void ring_count(int counter, int64_t n);
+enum { CONN_ROUTING = 1, ROUTING_BROKER_CONNECTED = 5 }; /* the state callback's (conn_type, result), spec §5 */
+void ring_routing_state(int32_t result); /* the routing epoch: reconnects to the broker, counted at the callback */
 enum { C_TRANSLATE_ERRORS, C_DEPTH_ERRORS, C_DEPTH_BOOKS, C_POST_FLUSH_ADDS, C_DEPTH_TABLE_FULL, C_LOSSY, C_COUNTERS };
 
 /* ---- ring_callbacks.c, for ring.c --------------------------------------------------------------------------- */

@@ -29,7 +29,8 @@ DEFAULT_CAPACITY = 65_536  # slots of 64 bytes (4 MiB): ~1.5 s of a 20k events/s
 BUFFER_BYTES = 1 << 20  # one drain copies at most this much: 16k one-slot records
 _HIST_BUCKETS = 512
 STATS = ("pushed", "drained", "overflowed", "overflow_blocks", "max_depth", "wakes", "lost", "capacity", "depth",
-         "translate_errors", "depth_errors", "depth_books", "post_flush_adds", "depth_table_full", "lossy_strings")
+         "translate_errors", "depth_errors", "depth_books", "post_flush_adds", "depth_table_full", "lossy_strings",
+         "routing_connects")
 
 _ACCESSOR = (c_void_p, c_void_p, c_void_p)
 _EXPORTS: dict[str, tuple[Any, list[Any]]] = {

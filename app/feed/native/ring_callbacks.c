@@ -211,6 +211,7 @@ RING_EXPORT void RING_CALL ring_on_state(int32_t conn_type, int32_t result)
     BodyState *b = (BodyState *)(buf + sizeof(RecHead));
     b->conn_type = conn_type;
     b->result = result;
+    if (conn_type == CONN_ROUTING) ring_routing_state(result);
     rec_push(buf, rec_begin(buf, RK_STATE, sizeof *b, t0, NULL, NULL, 0, 0));
     ring_leave(RK_STATE, t0);
     TEE(RK_STATE, StateFn, (conn_type, result));

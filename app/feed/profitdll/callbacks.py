@@ -24,6 +24,7 @@ from app.events import Book, InvalidTicker, State, Trade
 from app.feed.b3time import local_to_ns, parse_dll_datetime
 from app.feed.clock import now_ns
 from app.feed.profitdll import abi
+from app.metrics import LatencyHistogram
 
 if TYPE_CHECKING:
     from app.feed.profitdll.session import DllSession
@@ -88,6 +89,10 @@ class Callbacks:
         self.depth_errors = 0
         self.unrouted = 0
         self.last_ts: dict[str, int] = {}
+        # per callback, entry to exit as seen from inside Python (the thunk and the GIL wait come before `received`:
+        # only the DLL side can time those - the stand-in does, SimControl.callback_dwell)
+        self.dwell = {name: LatencyHistogram() for name in
+                      ("state", "trade_v1", "trade_v2", "tiny_book", "price_depth", "invalid_ticker")}
         self.state = self._make(abi.TStateCallback, self._state_fn())
         self.trade_v1 = self._make(abi.TNewTradeCallback, self._trade_v1_fn())
         self.trade_v2 = self._make(abi.TConnectorTradeCallback, self._trade_v2_fn())
@@ -115,6 +120,7 @@ class Callbacks:
     # Each factory binds what the hot path needs to locals: these run hundreds of thousands of times a second.
     def _state_fn(self) -> Callable[[int, int], None]:
         now, pin, session, gate = now_ns, self.pinner.pin_current, self.session, GATE
+        dwell_state = self.dwell["state"].record
 
         def on_state(conn_type: int, result: int) -> None:
             if not gate[0]:
@@ -126,6 +132,8 @@ class Callbacks:
                 self._emit(State(conn_type, result, state_name(conn_type, result), received))
             except BaseException as exc:
                 self._failed(exc)
+            finally:
+                dwell_state(now() - received)
 
         return on_state
 
@@ -136,6 +144,7 @@ class Callbacks:
         ref = ctypes.byref(buf)
         date = buf.TradeDate  # a view into buf, refreshed by every TranslateTrade
         last_ts, aggressor, emit = self.last_ts, _AGGRESSOR, self._emit
+        dwell_trade_v2 = self.dwell["trade_v2"].record
 
         def on_trade_v2(asset: abi.TConnectorAssetIdentifier, handle: int, flags: int) -> None:
             if not gate[0]:
@@ -156,12 +165,15 @@ class Callbacks:
                            buf.BuyAgent, buf.SellAgent, aggressor[buf.TradeType], received, bool(flags & 1)))
             except BaseException as exc:
                 self._failed(exc)
+            finally:
+                dwell_trade_v2(now() - received)
 
         return on_trade_v2
 
     def _trade_v1_fn(self) -> Callable[..., None]:
         now, pin, gate = now_ns, self.pinner.pin_current, GATE
         last_ts, aggressor, emit = self.last_ts, _AGGRESSOR, self._emit
+        dwell_trade_v1 = self.dwell["trade_v1"].record
 
         def on_trade_v1(asset: abi.TAssetIDRec, date: str, number: int, price: float, volume: float, qty: int,
                         buyer: int, seller: int, trade_type: int, edit: int) -> None:
@@ -177,11 +189,14 @@ class Callbacks:
                            aggressor[trade_type & 0xFF], received, (edit & 0xFFFF) != 0))
             except BaseException as exc:
                 self._failed(exc)
+            finally:
+                dwell_trade_v1(now() - received)
 
         return on_trade_v1
 
     def _tiny_book_fn(self) -> Callable[..., None]:
         now, pin, last_ts, emit, gate = now_ns, self.pinner.pin_current, self.last_ts, self._emit, GATE
+        dwell_tiny_book = self.dwell["tiny_book"].record
 
         def on_tiny_book(asset: abi.TAssetIDRec, price: float, qty: int, side: int) -> None:
             if not gate[0]:
@@ -194,6 +209,8 @@ class Callbacks:
                 emit(Book(ticker, last_ts.get(ticker, 0), _SIDE[side & 1], ((price, qty, 0),), received, "tiny"))
             except BaseException as exc:
                 self._failed(exc)
+            finally:
+                dwell_tiny_book(now() - received)
 
         return on_tiny_book
 
@@ -228,6 +245,7 @@ class Callbacks:
                 if len(levels) == max_levels:
                     break
             return tuple(levels)
+        dwell_price_depth = self.dwell["price_depth"].record
 
         def on_price_depth(asset: abi.TConnectorAssetIdentifier, side: int, position: int, update: int) -> None:
             if not gate[0]:
@@ -260,11 +278,14 @@ class Callbacks:
                         emit(Book(ticker, ts, _SIDE[s], levels, received, "depth"))
             except BaseException as exc:
                 self._failed(exc)
+            finally:
+                dwell_price_depth(now() - received)
 
         return on_price_depth
 
     def _invalid_ticker_fn(self) -> Callable[..., None]:
         now, pin, session, gate = now_ns, self.pinner.pin_current, self.session, GATE
+        dwell_invalid_ticker = self.dwell["invalid_ticker"].record
 
         def on_invalid_ticker(asset: abi.TConnectorAssetIdentifier) -> None:
             if not gate[0]:
@@ -277,6 +298,8 @@ class Callbacks:
                 self._emit(InvalidTicker(ticker, exchange, received))
             except BaseException as exc:
                 self._failed(exc)
+            finally:
+                dwell_invalid_ticker(now() - received)
 
         return on_invalid_ticker
 
@@ -290,4 +313,6 @@ class Callbacks:
             "post_flush_adds": self.post_flush_adds,
             "unrouted": self.unrouted,
             "pinned_threads": len(self.pinner.pinned - self.pinner.python_threads) if self.pinner.enabled else 0,
+            "bridge_path": "ctypes",
+            "dwell": {name: hist.summary_us() for name, hist in self.dwell.items() if hist.count},
         }

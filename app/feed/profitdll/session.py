@@ -30,6 +30,7 @@ from app.feed.profitdll import abi, errors
 from app.feed.profitdll.callbacks import GATE, Callbacks
 from app.feed.profitdll.credentials import Credentials
 from app.feed.profitdll.library import ProfitLibrary
+from app.feed.profitdll.native_intake import NativeIntake, choose
 from app.feed.profitdll.routing_callbacks import RoutingCallbacks
 
 if TYPE_CHECKING:
@@ -53,16 +54,21 @@ REINIT_HINT = ("ProfitDLL cannot be initialized again in a process after DLLFina
 
 class DllSession:
     def __init__(self, lib: ProfitLibrary, owner: OwnerThread, depth_levels: int, keep_thread_state: bool,
-                 flush_add_ends_bracket: bool = True) -> None:
+                 flush_add_ends_bracket: bool = True, bridge: str = "ctypes", nap_s: float = 100e-6) -> None:
         self.lib = lib
         self.owner = owner
+        self.depth_levels = depth_levels
+        self.flush_add_ends_bracket = flush_add_ends_bracket
         self.bridge: Bridge | None = None  # read by the callback thread, set by the loop
         self.conn_state: dict[int, int] = {}  # conn_type -> last result, written by the state callback
         # how many times routing reached ROUTING_BROKER_CONNECTED after anything else: an order sent for an older
         # value is refused (the broker's view may have changed in between and was not reconciled yet)
-        self.routing_connects = 0
+        self._routing_connects = 0
         self.invalid_tickers: set[str] = set()
         self.callbacks = Callbacks(self, depth_levels, keep_thread_state, flush_add_ends_bracket)
+        # feed.bridge: the market-data callbacks the DLL calls are the native ring's C functions, or the ctypes ones
+        self.native = NativeIntake.claim(self, nap_s) if bridge == "native" else None
+        self.bridge_path = "native" if self.native is not None else "ctypes"
         self.routing_callbacks = RoutingCallbacks(self)
         # routing events that arrived while no bridge was attached; handed to the next bridge by attach()
         self.routing_backlog: deque[Any] = deque()
@@ -83,11 +89,14 @@ class DllSession:
 
     @classmethod
     async def open(cls, lib_loader: Any, path: str, depth_levels: int, keep_thread_state: bool,
-                   allow_old: bool = False, flush_add_ends_bracket: bool = True) -> "DllSession":
+                   allow_old: bool = False, flush_add_ends_bracket: bool = True, bridge: str = "auto",
+                   nap_s: float = 100e-6) -> "DllSession":
         """The session of the library at `path`; on first use the owner thread starts and loads the library
-        (loading runs the DLL's initialization code, so it too happens on the owner thread)."""
+        (loading runs the DLL's initialization code, so it too happens on the owner thread). `bridge` (feed.bridge)
+        counts on first use only: the callbacks a DLL was initialized with stay for the process."""
         session = _sessions.get(path)
         if session is None:
+            path_kind = choose(bridge)
             owner = OwnerThread()
             try:
                 lib = await owner.call(lib_loader, path, allow_old)
@@ -99,7 +108,9 @@ class DllSession:
                             "resubscribe bugs are not fixed; results may be wrong", path, abi.FIXED_BUILD)
             with _sessions_lock:
                 session = _sessions.setdefault(
-                    path, cls(lib, owner, depth_levels, keep_thread_state, flush_add_ends_bracket))
+                    path, cls(lib, owner, depth_levels, keep_thread_state, flush_add_ends_bracket, path_kind, nap_s))
+            log.info("DLL callbacks: %s", "native ring (the DLL's threads never enter Python for market data)"
+                     if session.native is not None else "ctypes")
         return session
 
     # -- routing of callbacks -----------------------------------------------------------------------------------
@@ -110,6 +121,11 @@ class DllSession:
 
     def detach(self) -> None:
         self.bridge = None
+
+    @property
+    def routing_connects(self) -> int:
+        # the native ring counts at the callback itself: its state records reach on_state only when drained
+        return self.native.ring.stat("routing_connects") if self.native is not None else self._routing_connects
 
     @property
     def market_connected(self) -> bool:
@@ -123,7 +139,7 @@ class DllSession:
         previous = self.conn_state.get(conn_type)
         self.conn_state[conn_type] = result
         if conn_type == abi.CONN_ROUTING and result == abi.ROUTING_BROKER_CONNECTED and previous != result:
-            self.routing_connects += 1
+            self._routing_connects += 1
         if conn_type != abi.CONN_MARKET:
             return
         if result == abi.MARKET_CONNECTED:
@@ -146,7 +162,12 @@ class DllSession:
         """guard=False only for the fault injection that imitates a naive reconnect (process child)."""
         if guard and (self.finalized or self.lib.path in _finalized_paths):
             raise FeedError(f"refused to initialize {self.lib.path} again: {REINIT_HINT}")
-        lib, cb = self.lib, self.callbacks
+        lib = self.lib
+        cb: Any = self.callbacks
+        if self.native is not None:
+            self.native.arm(self.depth_levels, self.flush_add_ends_bracket)
+            self.owner.set_pump(self.native)
+            cb = self.native.callbacks
         # a prototype called with no argument is a NULL function pointer: the slot is left empty, as in the examples
         v1 = cb.trade_v1 if trade_api == "v1" else abi.TNewTradeCallback()
         tiny = cb.tiny_book if book == "tiny" else abi.TTinyBookCallback()
@@ -217,6 +238,9 @@ class DllSession:
         _finalized_paths.add(self.lib.path)  # even if it fails: never call initialize on it again
         try:
             rc = self.lib.DLLFinalize()
+            if self.native is not None:  # its threads are joined: what they pushed is delivered, then the ring goes
+                self.owner.set_pump(None)
+                self.native.finish()
         finally:
             self.finalizing = False
         self.initialized, self.finalized = False, True
@@ -289,7 +313,7 @@ class DllSession:
             "resubscribe_rounds": self.resubscribe_rounds,
             "resubscribe_errors": self.resubscribe_errors,
             "server_clock_offset_s": self.server_clock_offset_s,
-            **self.callbacks.stats(),
+            **(self.native.stats() if self.native is not None else self.callbacks.stats()),
             **self.routing_callbacks.stats(),
         }
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from app.config import SimulatorConfig
 from app.feed.b3time import B3_TZ
 from app.feed.base import FeedError
+from app.metrics import LatencyHistogram
 
 STATS = ("violations", "foreign_thread_calls", "accessor_misuse", "callbacks", "trades_generated",
          "trades_delivered", "undelivered", "callbacks_after_finalize", "initialized", "finalized",
@@ -55,6 +56,11 @@ class SimControl:
         self._set.restype, self._set.argtypes = ctypes.c_int32, [ctypes.c_char_p, ctypes.c_double]
         self._get.restype, self._get.argtypes = ctypes.c_int64, [ctypes.c_char_p]
         self._file.restype, self._file.argtypes = ctypes.c_int32, [ctypes.c_char_p]
+        self._dwell = getattr(handle, "SIM_CallbackDwell", None)  # absent from stand-ins built before it
+        if self._dwell is not None:
+            self._dwell.restype = ctypes.c_int32
+            self._dwell.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int32, ctypes.POINTER(ctypes.c_int64),
+                                    ctypes.c_int32]
 
     def set(self, name: str, value: float) -> None:
         rc = self._set(name.encode(), float(value))
@@ -66,6 +72,18 @@ class SimControl:
 
     def stats(self) -> dict[str, int]:
         return {name: self.stat(name) for name in STATS}
+
+    def callback_dwell(self, reset: bool = False) -> LatencyHistogram:
+        """How long the market-data callbacks kept the stand-in's thread, timed by the stand-in itself: the one
+        dwell figure that includes a ctypes callback's thunk and GIL wait. reset: start counting afresh."""
+        hist = LatencyHistogram()
+        if self._dwell is not None:
+            counts = (ctypes.c_int64 * len(hist.counts))()
+            summary = (ctypes.c_int64 * 3)()
+            self._dwell(counts, len(hist.counts), summary, 1 if reset else 0)
+            hist.counts = list(counts)
+            hist.count, hist.total, hist.max = summary[0], summary[1], summary[2]
+        return hist
 
     def configure(self, cfg: SimulatorConfig) -> None:
         self.set("seed", cfg.seed)

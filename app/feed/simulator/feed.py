@@ -36,4 +36,6 @@ class SimulatorFeed(ProfitDllFeed):
         control = self.control()
         if control is not None:
             out["simulator"] = control.stats()
+            # the callbacks' dwell timed by the DLL side: the same yardstick for the native and ctypes paths
+            out["simulator"]["callback_dwell"] = control.callback_dwell().summary_us()
         return out

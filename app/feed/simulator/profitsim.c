@@ -835,6 +835,40 @@ static void scratch_release(Scratch *s)
     poison_wstr(s->date);
 }
 
+/* How long each market-data callback kept this (the DLL's) thread, as the DLL sees it: for a ctypes callback that
+ * includes the thunk and the wait for the GIL, which nothing inside Python can measure. Buckets as app/metrics.py
+ * _index (8 per octave), so Python reads them as a LatencyHistogram. */
+#define DWELL_BUCKETS 512
+static _Atomic int64_t g_dwell[DWELL_BUCKETS], g_dwell_n, g_dwell_total, g_dwell_max;
+static _Thread_local int64_t t_cb_t0;
+
+static void dwell_record(int64_t v)
+{
+    int b = v < 8 ? (v > 0 ? (int)v : 0) : 0;
+    if (v >= 8) {
+        int bits = 64 - __builtin_clzll((uint64_t)v);
+        b = (bits - 3) * 8 + (int)((v >> (bits - 4)) & 7);
+    }
+    atomic_fetch_add_explicit(&g_dwell[b < DWELL_BUCKETS ? b : DWELL_BUCKETS - 1], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_dwell_n, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_dwell_total, v, memory_order_relaxed);
+    int64_t seen = atomic_load_explicit(&g_dwell_max, memory_order_relaxed);
+    while (v > seen && !atomic_compare_exchange_weak(&g_dwell_max, &seen, v)) {
+    }
+}
+
+/* The callbacks' dwell so far: up to n bucket counts, and count, total ns, max ns in summary[0..2]; reset != 0
+ * zeroes it after reading. Any thread. */
+EXPORT int32_t SIM_CallbackDwell(int64_t *counts, int32_t n, int64_t *summary, int32_t reset)
+{
+    for (int b = 0; b < n && b < DWELL_BUCKETS; b++)
+        counts[b] = reset ? atomic_exchange(&g_dwell[b], 0) : atomic_load(&g_dwell[b]);
+    summary[0] = reset ? atomic_exchange(&g_dwell_n, 0) : atomic_load(&g_dwell_n);
+    summary[1] = reset ? atomic_exchange(&g_dwell_total, 0) : atomic_load(&g_dwell_total);
+    summary[2] = reset ? atomic_exchange(&g_dwell_max, 0) : atomic_load(&g_dwell_max);
+    return DWELL_BUCKETS;
+}
+
 /* Finalize joins this thread before it sets g_fin_done, so this can never be true: checked, counted, skipped. */
 static int cb_begin(int kind)
 {
@@ -844,11 +878,13 @@ static int cb_begin(int kind)
     }
     stat_add(S_CALLBACKS, 1);
     g_cb_kind = kind;
+    t_cb_t0 = mono_ns();
     return 1;
 }
 
 static void cb_end(void)
 {
+    dwell_record(mono_ns() - t_cb_t0);
     g_cb_kind = CB_NONE;
     g_cur_trade = NULL;
     g_cur_depth = NULL;

@@ -68,7 +68,9 @@ def test_process_mode_survives_a_child_abort_with_no_duplicates_and_no_loss_beyo
     assert p["child_pid"] != r["first_pid"]
     assert p["duplicates_dropped"] >= 20_000  # everything the first child delivered came again and was dropped
     assert_no_loss_beyond_the_dll(r)
-    assert sum(r["unique"].values()) == 100_000  # the second child delivers the whole market: nothing lost
+    # the second child delivers a whole market of its own (100k trades): nothing lost; the first may have got further
+    # in one ticker before it aborted (how the two tickers share the flood depends on timing), never less
+    assert sum(r["unique"].values()) >= 100_000
     assert r["stats"]["dll"]["subscribed"] == sorted(r["unique"])  # resubscribed both
 
 

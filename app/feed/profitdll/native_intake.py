@@ -1,0 +1,137 @@
+"""The owner thread's side of the native callback ring: wait in C, drain a batch, hand it to the loop.
+
+With feed.bridge = native (or auto with the ring built), the DLL calls the C callbacks of app/feed/native, whose
+records wait in the ring until the DLL owner thread - the one Python thread that calls the DLL - drains them. Its
+loop (OwnerThread with a pump) runs every queued DLL command first, then one `pump()`: one C call copies up to a
+batch of records, one pass converts them into events, and the bridge takes the whole batch with at most one
+`call_soon_threadsafe`. So the DLL's threads never take the GIL for market data, and a DLL command waits at most
+one batch, never a backlog.
+
+Waiting: after a batch the thread naps (`nap_s`, records do not wake it), so the DLL's threads never pay for a wake
+system call while data flows; after `IDLE_NAPS` empty naps it sleeps until the next record wakes it (one wake per
+burst). A DLL command wakes it at once either way (`notify`).
+
+Which path a session takes is decided once, at open (`choose`): the ring is one per process because a C callback
+has no context pointer, so a second session in the same process gets the ctypes path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from app.feed.base import FeedError
+from app.feed.native import ring
+
+if TYPE_CHECKING:
+    from app.feed.profitdll.session import DllSession
+
+log = logging.getLogger("app.feed.profitdll")
+
+ENV_BRIDGE = "HMARL_FEED_BRIDGE"  # what feed.bridge = "auto" means (e.g. to run the test suite on the ctypes path)
+BATCH_RECORDS = 4096  # records per drain: a DLL command queued behind a burst waits for at most this many
+IDLE_NAPS = 20  # empty naps in a row before sleeping until the next record
+IDLE_WAIT_S = 0.25  # the longest sleep; nothing depends on it (records and commands wake the thread)
+
+_claimed: list[Any] = [None]  # the session that owns this process's ring
+
+
+def choose(configured: str) -> str:
+    """"native" or "ctypes" for feed.bridge = configured; "auto" takes HMARL_FEED_BRIDGE when it is set. One clear
+    error when the native ring is required but not built."""
+    wanted = configured
+    if configured == "auto" and os.environ.get(ENV_BRIDGE):
+        wanted = os.environ[ENV_BRIDGE]
+        if wanted not in ("auto", "native", "ctypes"):
+            raise FeedError(f"{ENV_BRIDGE}={wanted!r} is not a bridge: use auto, native or ctypes")
+        log.info("feed.bridge = auto: %s, from %s", wanted, ENV_BRIDGE)
+    if wanted == "ctypes":
+        return "ctypes"
+    if ring.get() is None:
+        if wanted == "native":
+            raise FeedError("feed.bridge = \"native\" but the native callback ring is not built (no C compiler at "
+                            "install time); install one and reinstall with `pip install -e .`, or set feed.bridge = "
+                            "\"auto\" to use the ctypes callbacks")
+        return "ctypes"
+    return "native"
+
+
+class NativeIntake:
+    """One session's use of the process's native ring; every method but notify() runs on the owner thread."""
+
+    def __init__(self, session: "DllSession", native: ring.NativeRing, nap_s: float) -> None:
+        self.session = session
+        self.ring = native
+        self.nap_s = nap_s
+        self.idle = 0
+        self.batches = 0
+        self.unrouted = 0
+        self.callbacks = native  # the C callbacks, under the attribute names of Callbacks
+
+    @classmethod
+    def claim(cls, session: "DllSession", nap_s: float) -> "NativeIntake | None":
+        """The intake for `session`, or None if another session of this process has the ring already."""
+        native = ring.get()
+        if native is None:
+            return None
+        if _claimed[0] is not None and _claimed[0] is not session:
+            log.warning("the native callback ring is used by %s already: %s gets the ctypes callbacks",
+                        _claimed[0].lib.path, session.lib.path)
+            return None
+        _claimed[0] = session
+        return cls(session, native, nap_s)
+
+    def arm(self, depth_levels: int, flush_add_ends_bracket: bool) -> None:
+        """Allocate the ring before DLLInitialize (the state callback fires inside it)."""
+        if not self.ring.running:
+            self.ring.start(depth_levels, flush_add_ends_bracket, ring.accessors_of(self.session.lib),
+                            on_state=self.session.on_state, on_invalid=self.session.invalid_tickers.add)
+
+    # -- the owner thread's pump --------------------------------------------------------------------------------
+    def pump(self) -> None:
+        """Deliver one batch if there is one, then nap or sleep as the flow allows."""
+        r = self.ring
+        view, n, nbytes = r.drain_records(BATCH_RECORDS)
+        if n:
+            self._deliver(r.decoder.decode(view, nbytes))
+            if n >= BATCH_RECORDS or nbytes * 2 > ring.BUFFER_BYTES:
+                return  # more are probably waiting: no nap
+            self.idle = 0
+            r.wait(self.nap_s, records_wake=False)
+        elif self.idle < IDLE_NAPS:
+            self.idle += 1
+            r.wait(self.nap_s, records_wake=False)
+        else:
+            r.wait(IDLE_WAIT_S, records_wake=True)
+
+    def notify(self) -> None:
+        self.ring.notify()
+
+    def _deliver(self, events: list[Any]) -> None:
+        if not events:
+            return
+        self.batches += 1
+        bridge = self.session.bridge
+        if bridge is None:
+            self.unrouted += len(events)
+        else:
+            bridge.put_batch(events)
+
+    def finish(self) -> None:
+        """After DLLFinalize returned (no callback can come any more): deliver what is left and free the ring."""
+        if self.ring.running:
+            self._deliver(self.ring.drain_all())
+            self.ring.free()
+
+    def stats(self) -> dict[str, Any]:
+        s = self.ring.stats()
+        return {
+            "bridge_path": "native",
+            "callback_errors": s.pop("callback_errors"),
+            "last_callback_error": s.pop("last_callback_error"),
+            "unrouted": self.unrouted,
+            "dwell": s.pop("dwell"),
+            "ring": {**s, "batches": self.batches},
+            **{k: s[k] for k in ("translate_errors", "depth_errors", "depth_books", "post_flush_adds")},
+        }
+
