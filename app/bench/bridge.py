@@ -1,9 +1,10 @@
-"""`bench bridge`: the DLL-thread -> consumer hand-off, four designs side by side on the same source.
+"""`bench bridge`: the DLL-thread -> consumer hand-off, six designs side by side on the same source.
 
-Source (identical for every design): the stand-in's connector thread calls the V1 trade callback (worker.py),
-which stamps `received_ns`, pins the thread state, copies every field into a `Tick` and calls `put(tick)`. Only
-`put` and the consumer differ:
-- a  ours: `app.feed.bridge.Bridge` on a uvloop loop: deque append + one `call_soon_threadsafe(drain)` per batch;
+Source (identical for every design): the stand-in's connector thread calls the V1 trade callback. For n it is the
+native ring's C callback (bridge_native.py: records, drained by the DLL owner thread into the same Bridge). For the
+others it is a ctypes callback (worker.py), which stamps `received_ns`, pins the thread state, copies every field
+into a `Tick` and calls `put(tick)`; only `put` and the consumer differ:
+- a  ours on the ctypes path: `app.feed.bridge.Bridge` on a uvloop loop: deque append + one `call_soon_threadsafe(drain)` per batch;
      the sink counts (the Bridge itself records callback -> drain latency);
 - a0 the same with the ctypes default thread state (a new Python thread state per callback): the binding's
      `feed.keep_thread_state = false`;
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import operator
 import os
 import queue
 import socket
@@ -56,10 +58,13 @@ from app.bench.worker import (
     with_fault,
 )
 from app.feed.bridge import Bridge
+from app.feed.native import ring
 from app.metrics import LatencyHistogram
 
-DESIGNS = ("a", "a0", "b", "c", "d")
+DESIGNS = ("n", "a", "a0", "b", "c", "d")
 DESCRIPTIONS = {
+    "n": "native ring: C callbacks fill a ring, the DLL owner thread drains batches into the Bridge (feed.bridge = "
+         "native)",
     "a": "ours: copy + deque + one call_soon_threadsafe per batch (app.feed.bridge.Bridge), kept thread state",
     "a0": "ours with the ctypes default thread state (one new Python thread state per callback)",
     "b": "one call_soon_threadsafe per event",
@@ -130,22 +135,24 @@ def per_event_consumer(warmup: int, target: int, on_target: Callable[[], Any]) -
     return consume, tally
 
 
-def batch_consumer(bridge_ref: list[Bridge], warmup: int, target: int,
-                   on_target: Callable[[], Any]) -> tuple[Callable[[list[Any]], None], Tally]:
-    """The sink of design a: counts per batch and checks the batch's numbers are consecutive."""
+def batch_consumer(bridge_ref: list[Bridge], warmup: int, target: int, on_target: Callable[[], Any],
+                   number: str = "number") -> tuple[Callable[[list[Any]], None], Tally]:
+    """The sink of designs a and n: counts per batch and checks the batch's numbers (attribute `number`) are
+    consecutive."""
     tally = Tally()
     now = now_ns
     expect = -1
     warmed = warmup <= 0
+    num = operator.attrgetter(number)
 
     def sink(batch: list[Any]) -> None:
         nonlocal expect, warmed
         n = len(batch)
         t = now()
-        first_no = batch[0].number
-        if (first_no != expect and expect >= 0) or batch[-1].number - first_no != n - 1:
+        first_no = num(batch[0])
+        if (first_no != expect and expect >= 0) or num(batch[-1]) - first_no != n - 1:
             tally.gaps += 1
-        expect = batch[-1].number + 1
+        expect = num(batch[-1]) + 1
         if not tally.count:
             tally.first_ns = t
         tally.count += n
@@ -323,7 +330,8 @@ def _separate_process(cfg: dict[str, Any]) -> dict[str, Any]:
     listener.close()
     errors = list(produced_stats.get("errors", []))
     result = _result(cfg, "d", None, int(produced_stats["produced"]), tally, errors, cpu,
-                     {"producer_cpu_seconds": produced_stats["cpu_seconds"]})
+                     {"producer_cpu_seconds": produced_stats["cpu_seconds"],
+                      "dll_dwell": produced_stats.get("dll_dwell", {})})
     result["sim"] = produced_stats.get("sim", {})
     if produced_stats.get("rule_breaks"):
         result["error"] = f"design d: the stand-in counted {produced_stats['rule_breaks']}"
@@ -362,7 +370,7 @@ def produce(cfg: dict[str, Any]) -> dict[str, Any]:
     produced = source.finalize()
     cpu = time.process_time() - cpu0
     conn.send(None)
-    conn.send({"produced": produced, "errors": errors + source.errors, "cpu_seconds": cpu,
+    conn.send({"produced": produced, "errors": errors + source.errors, "cpu_seconds": cpu, "dll_dwell": source.dll_dwell,
                "sim": source.sim_stats(), "rule_breaks": source.rule_breaks()})
     conn.close()
     return {"produced": produced}
@@ -380,6 +388,7 @@ def _result(cfg: dict[str, Any], design: str, source: Source | None, produced: i
     if source is not None:
         errors = errors + source.errors
         out["sim"] = source.sim_stats()
+        out.setdefault("dll_dwell", source.dll_dwell)
         if source.rule_breaks():
             problems.append(f"the stand-in counted {source.rule_breaks()}")
     if errors:
@@ -403,6 +412,13 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         _, factory = loop_factory(cfg.get("loop", "uvloop"))
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(_on_loop(cfg, design))
+    if design == "n":
+        from app.bench import bridge_native
+        from app.loops import loop_factory
+
+        _, factory = loop_factory(cfg.get("loop", "uvloop"))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(bridge_native.measure(cfg))
     if design == "c":
         return _queue_thread(cfg)
     if design == "d":
@@ -472,9 +488,10 @@ def _say(opts: Options, cfg: dict[str, Any], out: dict[str, Any]) -> None:
 def run(opts: Options) -> dict[str, Any]:
     ceiling = floor.measure_ceiling(opts)
     rates: list[int | None] = [*RATES, None]
-    points: dict[str, dict[str, Any]] = {d: {} for d in DESIGNS}
+    designs = [d for d in DESIGNS if d != "n" or ring.get() is not None]  # n needs the ring built at install
+    points: dict[str, dict[str, Any]] = {d: {} for d in designs}
     for rate in rates:  # designs interleaved per rate: drift of the machine hits all of them alike
-        for design in DESIGNS:
+        for design in designs:
             cfg = point(opts, design, rate)
             out = spawn_median(cfg, _timeout(cfg), opts.repeats(), "throughput", opts) if rate is None else \
                 spawn(cfg, _timeout(cfg), opts)

@@ -115,8 +115,11 @@ async def pipeline_point(rate: float | None, seconds: float, max_trades: int, wa
                     max_backlog = max(max_backlog, pipe.writer.stats()["backlog"])
         t1, cpu1 = time.perf_counter(), me.cpu_times()
         n1, trades1 = sum(counts.values()), counts["trade"]
-        # sustained means the outputs kept up too: the time until Valkey acknowledged everything enqueued
-        while pipe.writer is not None and pipe.writer.stats()["backlog"] and time.perf_counter() < t1 + 120:
+        # sustained means the outputs kept up too: the time until Valkey acknowledged everything enqueued by t1 (a
+        # paced flow goes on meanwhile, so the backlog itself need not ever be empty)
+        enqueued = pipe.writer.stats()["enqueued_seq"] if pipe.writer is not None else 0
+        while pipe.writer is not None and pipe.writer.stats()["acked_seq"] < enqueued and \
+                time.perf_counter() < t1 + 120:
             await asyncio.sleep(0.002)
         t_written = time.perf_counter()
         rss = me.memory_info().rss

@@ -146,6 +146,8 @@ class Source:
         self.errors: list[str] = []
         self.ticker = resolve(["WDO"], date.today())[0]
         self.initialized = False
+        # how long the stand-in's thread spent inside the trade callbacks, timed by the stand-in (finalize keeps it)
+        self.dll_dwell: dict[str, float] = {}
         self._keep: list[Any] = []
         rate = cfg.get("rate")  # None = full speed
         c = self.control
@@ -204,6 +206,7 @@ class Source:
             self.states.get(abi.CONN_ACTIVATION) == abi.ACTIVATE_VALID
 
     def subscribe(self) -> None:
+        self.control.callback_dwell(reset=True)  # the dwell of the flow's callbacks only
         rc = self.lib.SubscribeTicker(self.ticker, "F")
         if rc != 0:
             raise WorkerError(f"SubscribeTicker({self.ticker}) returned {rc}")
@@ -215,6 +218,7 @@ class Source:
         """Stop the connector thread (DLLFinalize joins it: no callback after this); the number of trade callbacks
         it made."""
         if self.initialized:
+            self.dll_dwell = self.control.callback_dwell().summary_us()
             rc = self.lib.DLLFinalize()
             self.initialized = False
             if rc != 0:
