@@ -49,3 +49,9 @@ def write_journal(directory: Path, run_id: str, events: list) -> Path:
         return j.path
 
     return asyncio.run(write())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The native ring's own tests first: the ring is one per process, and once a DLL session of this process has
+    claimed it (feed.bridge = native) its owner thread is the ring's only consumer."""
+    items.sort(key=lambda item: 0 if "tests/feed/native/test_ring.py" in item.nodeid else 1)

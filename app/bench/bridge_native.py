@@ -58,8 +58,7 @@ async def measure(cfg: dict[str, Any]) -> dict[str, Any]:
                 raise WorkerError(f"no market connection within 15s (states {source.states})")
             await asyncio.sleep(0.002)
         window = CpuWindow()
-        await owner.call(source.subscribe)
-        source.control.callback_dwell(reset=True)  # the flow's callbacks only
+        await owner.call(source.subscribe)  # resets the stand-in's dwell: the flow's callbacks only
         if flood:
             deadline = time.monotonic() + float(cfg.get("timeout", 120))
             while not done.is_set() and source.delivered() < target and time.monotonic() < deadline:
@@ -69,7 +68,6 @@ async def measure(cfg: dict[str, Any]) -> dict[str, Any]:
                     pass
         else:
             await asyncio.sleep(window_seconds(cfg))
-        dll_dwell = source.control.callback_dwell()
         ring_dwell = native.dwell().get("trade_v1" if source.api == "v1" else "trade_v2")
 
         def finalize() -> int:
@@ -89,7 +87,6 @@ async def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     tally.hist = bridge.latency
     extra = {"bridge": {k: stats[k] for k in ("wakeups", "mean_batch", "max_batch", "max_depth", "batch_sizes",
                                               "lost_wakeups")},
-             "dll_dwell": dll_dwell.summary_us(),
-             "ring_dwell": ring_dwell.summary_us() if ring_dwell is not None else {},
+              "ring_dwell": ring_dwell.summary_us() if ring_dwell is not None else {},
              "ring": {k: native.stat(k) for k in ("pushed", "drained", "overflowed", "max_depth", "wakes")}}
     return _result(cfg, "n", source, produced, tally, [], window.close(), extra)

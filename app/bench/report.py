@@ -121,15 +121,19 @@ def render_generic(p: Printer, s: dict[str, Any]) -> None:
 def render_pipeline(p: Printer, s: dict[str, Any]) -> None:
     rows = []
     for rate in s["rates"]:
-        o = s["points"][rate]
-        lat = o["callback_to_decision"]
-        rows.append([rate, _n(o["trades_per_s"]), _n(o["events_per_s"]), _n(o.get("events_per_s_all_written")),
-                     *_lat(lat), _n(o["cpu_percent"], 1), _n(o["rss_mb"], 1), _n(o["bridge_max_depth"]),
-                     _n(o["valkey_max_backlog"]), f"{o['zmq_dropped']}/{o['zmq_sent']}"])
+        for path in s.get("paths", ["ctypes"]):
+            o = s["points"][path][rate]
+            lat, dwell = o["callback_to_decision"], o.get("dll_dwell") or {}
+            rows.append([f"{path} @ {rate}", _n(o["trades_per_s"]), _n(o["events_per_s"]),
+                         _n(o.get("events_per_s_all_written")), *_lat(lat), _n(o["cpu_percent"], 1),
+                         _n(o["rss_mb"], 1), _n(o["bridge_max_depth"]), _n(o["valkey_max_backlog"]),
+                         f"{o['zmq_dropped']}/{o['zmq_sent']}", f"{dwell.get('p99_us', '-')}/{dwell.get('max_us', '-')}"])
     p.table("pipeline: everything on (specialists, coordinator, paper executor, journal, Valkey, ZMQ + subscriber)",
-            ["trades/s offered", "trades/s", "events/s", "events/s written", "cb->decision p50 us", "p99", "p999",
-             "max", "CPU % core", "RSS MB", "bridge max", "valkey max backlog", "zmq dropped/sent"], rows)
-    p.line(f"  {s.get('note', '')}; full-speed runs (events/s written): {s['points']['full'].get('runs_events_per_s')}")
+            ["path @ trades/s offered", "trades/s", "events/s", "events/s written", "cb->decision p50 us", "p99",
+             "p999", "max", "CPU % core", "RSS MB", "bridge max", "valkey max backlog", "zmq dropped/sent",
+             "dwell p99/max us"], rows)
+    runs = "; ".join(f"{path} {s['points'][path]['full'].get('runs_events_per_s')}" for path in s.get("paths", []))
+    p.line(f"  {s.get('note', '')}; full-speed runs (events/s written): {runs}")
     render_goals(p, s.get("goals", {}))
 
 

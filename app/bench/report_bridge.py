@@ -8,6 +8,8 @@ from app.bench.tables import DISTURBED_CORES, Printer, _goal, _lat, _n, _others,
 
 GOAL_CEILING_SHARE = 0.5  # ours sustains >= 50 % of the kept-alive floor
 GOAL_VS_PROCESS = 10.0  # >= 10x the throughput and <= 1/10 of the p99 of design d
+GOAL_DWELL_P99_US = 2.0  # native ring: the DLL's thread inside our callback, p99
+GOAL_DWELL_MAX_US = 50.0  # ... and max
 
 
 def bridge_ratios(section: dict[str, Any]) -> None:
@@ -56,6 +58,8 @@ def bridge_ratios(section: dict[str, Any]) -> None:
             "(at full speed both are queueing at different rates; that ratio is reported, not judged)",
             value={r: v for r, v in lat.items()}),
     }
+    if "n" in pts:
+        native_goals(section, thr, div)
     switch = section.get("switch_interval") or {}
     for design, by_si in (switch.get("points") or {}).items():
         base = by_si.get(f"{sys.getswitchinterval():g}") or by_si.get("0.005")
@@ -67,6 +71,34 @@ def bridge_ratios(section: dict[str, Any]) -> None:
             out["p999_vs_default"] = div(lat_["p999_us"], base["latency"]["p999_us"])
 
 
+def native_goals(section: dict[str, Any], thr: Any, div: Any) -> None:
+    """Issue 12's goals for the native ring (design n), against the ctypes path (a), the floor and design d."""
+    pts, ceiling, rates = section["points"], section["ceiling"]["rate"], section["rates"]
+    ratios = section["ratios"]
+    ratios.update({"n_over_ceiling": div(thr("n"), ceiling), "n_over_d_throughput": div(thr("n"), thr("d")),
+                   "n_over_a_throughput": div(thr("n"), thr("a"))})
+    dwell = {d: {r: pts[d][r].get("dll_dwell") or {} for r in rates} for d in ("n", "a")}
+    ok = all(dwell["n"][r].get("p99_us", 1e9) <= GOAL_DWELL_P99_US and
+             dwell["n"][r].get("max_us", 1e9) <= GOAL_DWELL_MAX_US for r in rates)
+
+    def text(d: str) -> str:
+        return ", ".join(f"{r}: {dwell[d][r].get('p99_us', '?')}/{dwell[d][r].get('max_us', '?')}" for r in rates)
+
+    goals = section["goals"]
+    goals["native_dwell"] = _goal(
+        ok, f"DLL-side dwell p99/max us, native (n) {text('n')}; ctypes (a) {text('a')}",
+        f"native p99 <= {GOAL_DWELL_P99_US:g} us and max <= {GOAL_DWELL_MAX_US:g} us at every rate, as the stand-in "
+        "times its callbacks", value=dwell)
+    share = ratios["n_over_ceiling"] or 0.0
+    goals["native_vs_ceiling"] = _goal(
+        share >= 1.0, f"n at full speed {thr('n'):,.0f}/s = {share:.2f}x the kept-alive ctypes floor {ceiling:,.0f}/s",
+        ">= 1x the kept-alive ctypes callback ceiling, same run (no Python callback can be faster)", value=share)
+    vs_d = ratios["n_over_d_throughput"] or 0.0
+    goals["native_vs_process"] = _goal(
+        vs_d >= GOAL_VS_PROCESS, f"n {thr('n'):,.0f}/s vs d {thr('d'):,.0f}/s at full speed = {vs_d:.1f}x",
+        f">= {GOAL_VS_PROCESS:g}x the throughput of design d, same run", value=vs_d)
+
+
 def render_bridge(p: Printer, s: dict[str, Any]) -> None:
     for key, text in s["designs"].items():
         p.line(f"  {key:<3} {text}")
@@ -75,13 +107,16 @@ def render_bridge(p: Printer, s: dict[str, Any]) -> None:
         for design, by_rate in s["points"].items():
             out = by_rate[rate]
             batch = out.get("bridge", {}).get("mean_batch")
+            dwell = out.get("dll_dwell") or {}
             rows.append([f"{design} @ {rate}", _n(out["throughput"]), *_lat(out["latency"]), str(out["lost"]),
-                         _n(out["cpu_us_per_event"], 2), "-" if batch is None else f"{batch:g}", _others(out)])
+                         _n(out["cpu_us_per_event"], 2), "-" if batch is None else f"{batch:g}",
+                         f"{dwell.get('p50_us', '-')}/{dwell.get('p99_us', '-')}/{dwell.get('max_us', '-')}",
+                         _others(out)])
     sz = s["sizes"]
     p.table(f"bridge ({s['api'].upper()} callback, {s['loop']}; paced {sz['seconds']:g} s + {sz['warmup']:g} s "
             f"warm-up per point, full speed {sz['events']:,} events)",
             ["design @ rate/s", "events/s", "p50 us", "p99 us", "p999 us", "max us", "lost", "cpu us/ev",
-             "batch", "others cores"], rows)
+             "batch", "dwell p50/p99/max us", "others cores"], rows)
     full = [f"{d} {_runs(by_rate['full'])}" for d, by_rate in s["points"].items() if "full" in by_rate]
     p.line(f"full-speed runs (median of {s.get('repeat', 1)} kept): " + "; ".join(full))
     r = s["ratios"]
@@ -90,6 +125,10 @@ def render_bridge(p: Printer, s: dict[str, Any]) -> None:
            f"a / a0 {r['a_over_a0_throughput']:.1f}x   a / b {r['a_over_b_throughput']:.2f}x   "
            f"a / c {r['a_over_c_throughput']:.2f}x")
     p.line("d p99 / a p99: " + ", ".join(f"{k} {_n(v, 1)}x" for k, v in r["d_p99_over_a_p99"].items()))
+    if "n_over_ceiling" in r:
+        p.line(f"n / ceiling {r['n_over_ceiling']:.2f}   n / d throughput {r['n_over_d_throughput']:.1f}x   "
+               f"n / a {r['n_over_a_throughput']:.2f}x   (dwell: the DLL's thread inside the callback, timed by "
+               "the stand-in)")
     p.line("a0 p99 / a p99: " + ", ".join(f"{k} {_n(v, 1)}x" for k, v in r["a0_p99_over_a_p99"].items()))
     switch = s.get("switch_interval") or {}
     if switch.get("points"):

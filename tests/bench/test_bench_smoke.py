@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from app.feed.native import ring
 from tests.conftest import run_app
 
-DESIGNS = ("a", "a0", "b", "c", "d")
+DESIGNS = ("n", "a", "a0", "b", "c", "d") if ring.get() is not None else ("a", "a0", "b", "c", "d")
 RATES = ("1000", "5000", "20000", "full")
 LATENCY = ("count", "p50_us", "p99_us", "p999_us", "max_us")
 
@@ -79,6 +80,12 @@ def test_bridge_reports_throughput_latency_and_zero_loss_for_every_design_and_ra
             assert p["cpu_us_per_event"] > 0, where
     assert bridge["points"]["a0"]["full"]["keep_thread_state"] is False
     assert bridge["points"]["a"]["full"]["bridge"]["wakeups"] > 0
+    for design in DESIGNS:  # the stand-in timed how long every design kept its thread inside the callback
+        full = bridge["points"][design]["full"]
+        assert full["dll_dwell"]["count"] >= full["produced"], design
+    if "n" in DESIGNS:
+        ring_stats = bridge["points"]["n"]["full"]["ring"]
+        assert ring_stats["pushed"] == ring_stats["drained"] == bridge["points"]["n"]["full"]["produced"]
 
 
 def test_bridge_ratios_and_goals_are_all_there(quick_run):
@@ -89,7 +96,10 @@ def test_bridge_ratios_and_goals_are_all_there(quick_run):
         assert r[key] > 0, key
     assert set(r["d_p99_over_a_p99"]) == set(RATES)
     goals = bridge["goals"]
-    assert set(goals) == {"bridge_vs_floor", "throughput_vs_process", "p99_vs_process"}
+    native = {"native_dwell", "native_vs_ceiling", "native_vs_process"} if "n" in DESIGNS else set()
+    assert set(goals) == {"bridge_vs_floor", "throughput_vs_process", "p99_vs_process"} | native
+    if native:
+        assert r["n_over_ceiling"] > 0 and r["n_over_d_throughput"] > 0
     for name, g in goals.items():
         assert isinstance(g["met"], bool) and g["figure"] and g["target"], name
     assert set(quick_run["goals"]) == {f"bridge.{g}" for g in goals}
@@ -154,8 +164,10 @@ def quick_outputs() -> dict:
 def test_pipeline_section_reports_rates_latency_cpu_rss_and_goals(quick_outputs):
     pipe = quick_outputs["sections"]["pipeline"]
     assert pipe["rates"][-1] == "full"
-    for rate in pipe["rates"]:
-        o = pipe["points"][rate]
+    assert pipe["paths"][0] == "ctypes" and set(pipe["points"]) == set(pipe["paths"])
+    for path, rate in ((p, r) for p in pipe["paths"] for r in pipe["rates"]):
+        o = pipe["points"][path][rate]
+        assert o["bridge"] == path and o["dll_dwell"]["count"] > 0
         for key in ("trades_per_s", "events_per_s", "events_per_s_all_written", "cpu_percent", "rss_mb",
                     "bridge_max_depth", "valkey_max_backlog", "zmq_sent", "zmq_dropped"):
             assert key in o, (rate, key)
