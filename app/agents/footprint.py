@@ -22,7 +22,9 @@ side (reversal); each direction at most once per window_trades trades.
 """
 from __future__ import annotations
 
-from app.agents.base import BaseSpecialist, MarketState, Ring, sign_of
+from collections import deque
+
+from app.agents.base import BaseSpecialist, MarketState, sign_of
 from app.config import FootprintConfig
 from app.events import Signal, Trade
 
@@ -39,8 +41,9 @@ class Footprint(BaseSpecialist):
         # price key (integer ticks) -> [buy volume, sell volume, buy trades, sell trades]
         self.cur: dict[int, list] = {}  # current bar
         self.win: dict[int, list] = {}  # rolling window
-        w = cfg.window_trades
-        self._wkey, self._wside, self._wqty = Ring(w), Ring(w), Ring(w)
+        # the window's trades as (price key, side, qty), oldest first: a deque of tuples costs a tenth of three
+        # numpy rings per trade, and holds the same values (ints and float qtys, no rounding either way)
+        self._wtrades: deque[tuple[int, int, float]] = deque()
         self._wvol = 0.0
         self._wdelta = 0.0
         self._n_bar = 0
@@ -71,18 +74,15 @@ class Footprint(BaseSpecialist):
         return sig
 
     def _window(self, k: int, s: int, q: float) -> None:
-        keys, sides, qtys = self._wkey, self._wside, self._wqty
-        if keys.count == keys.size:  # the oldest trade leaves the window
-            ok, os_, oq = keys.ago(keys.size - 1), sides.ago(keys.size - 1), qtys.ago(keys.size - 1)
-            ok_i, os_i = int(ok), int(os_)
-            row = _add(self.win, ok_i, os_i, -oq, -1)
+        trades = self._wtrades
+        if len(trades) == self.cfg.window_trades:  # the oldest trade leaves the window
+            ok, os_, oq = trades.popleft()
+            row = _add(self.win, ok, os_, -oq, -1)
             if row[0] <= 0.0 and row[1] <= 0.0 and row[2] <= 0 and row[3] <= 0:
-                del self.win[ok_i]
+                del self.win[ok]
             self._wvol -= oq
-            self._wdelta -= os_i * oq
-        keys.push(float(k))
-        sides.push(float(s))
-        qtys.push(q)
+            self._wdelta -= os_ * oq
+        trades.append((k, s, q))
         _add(self.win, k, s, q, 1)
         self._wvol += q
         self._wdelta += s * q

@@ -102,7 +102,8 @@ async def pipeline_point(rate: float | None, seconds: float, max_trades: int, wa
         pipe.decision_latency = LatencyHistogram()
         bridge.latency = LatencyHistogram()
         control = app.feed.control()  # type: ignore[attr-defined]
-        control.callback_dwell(reset=True)  # the DLL's threads inside our callbacks, with the loop busy
+        if rate is not None:  # a paced window: the DLL's threads inside our callbacks, with the loop busy
+            control.callback_dwell(reset=True)  # (a flood may be over before here: then counted from the start)
         n0, trades0 = sum(counts.values()), counts["trade"]
         cpu0, t0 = me.cpu_times(), time.perf_counter()
         max_backlog = 0

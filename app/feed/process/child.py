@@ -4,7 +4,7 @@ It runs the ordinary in-process feed (DLL owner thread, callbacks, bridge: exact
 of its own; the bridge's sink encodes every drained batch into one msgpack message for the parent (protocol.py).
 `feed.isolation` is ignored here: this process *is* the isolation.
 
-A restarted child gets `--resume` (per ticker: the last trade number the parent delivered and its session end).
+A restarted child gets `--resume` (per ticker: the last trade number the parent delivered, its session end and how many it delivered).
 It drops the trades and book updates it repeats before they are sent (the stand-in replays its market from the
 start) and, for the stand-in with `simulator.pace`, replays at full speed until every ticker is past that point,
 then restores the pace: the stream continues where the previous child left it, not hours later.
@@ -158,13 +158,17 @@ class Child:
         self.args = args
         self.sim_params, self.reinit_after, self.route_exit = parse_faults(args.fault)
         self.route_hook: Any = None
-        resume = msgspec.json.decode(args.resume, type=dict[str, tuple[int, int]]) if args.resume else {}
+        resume = msgspec.json.decode(args.resume, type=dict[str, tuple[int, int, int]]) if args.resume else {}
         self.dedupe: Dedupe | None = Dedupe(resume) if resume else None
         self.catching_up = set(resume)
         self.skipped = {"trades": 0, "books": 0, "seconds": 0.0}
         self.fast_forward = bool(resume) and cfg.feed.kind == "simulator" and cfg.simulator.pace
         if self.fast_forward:
+            # flat out through as many trades as the previous children delivered (the stand-in replays the same
+            # numbers), then paced: the stand-in switches by itself, since this loop sees the point only after the
+            # flood that follows it, which through the native ring is tens of thousands of trades
             self.sim_params["pace"] = 0
+            self.sim_params["flood_until"] = sum(count for _, _, count in resume.values())
         self.feed = inner_feed(cfg, self.sim_params)
         self.started = time.monotonic()
         self.stopping = asyncio.Event()
@@ -259,15 +263,18 @@ class Child:
         log.info("caught up with the previous child's stream: skipped %d repeated trades and %d stale book updates",
                  dedupe.duplicates_dropped, dedupe.stale_books_dropped)
         if self.fast_forward:
-            asyncio.get_running_loop().create_task(self._restore_pace())
+            self._restore_pace()
         assert self.sender is not None
         self.sender.send_obj(protocol.STATS, self.stats())
 
-    async def _restore_pace(self) -> None:
+    def _restore_pace(self) -> None:
+        """Posted to the owner thread at once, not through a task: the stand-in floods until it runs, and through
+        the native ring a flood outruns the loop by tens of thousands of trades a second."""
         from app.feed.simulator import SimControl
 
         session = self.feed.session
-        await session.owner.call(SimControl(session.lib.handle).set, "pace", 1)
+        session.owner.post(SimControl(session.lib.handle).set, "pace", 1,
+                           on_error=lambda exc: log.warning("restoring the stand-in's pace failed: %s", exc))
 
     async def _commands(self) -> None:
         assert self.control is not None
@@ -348,7 +355,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--control", required=True, help="ZMQ endpoint of the parent's command socket")
     p.add_argument("--config", required=True, help="path of the Config as JSON (msgspec)")
     p.add_argument("--tickers", default=None, help="JSON list of tickers to subscribe instead of feed.tickers")
-    p.add_argument("--resume", default=None, help="JSON {ticker: [last trade number, session end ns]}")
+    p.add_argument("--resume", default=None, help="JSON {ticker: [last trade number, session end ns, trades delivered that session]}")
     p.add_argument("--incarnation", type=int, default=0, help="how many children the supervisor started before")
     p.add_argument("--fault", action="append", default=[], help="test fault (see the module docstring)")
     return p.parse_args(argv)

@@ -90,7 +90,7 @@ class ChildHandle:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def launch(self, directory: str, tickers: list[str] | None, resume: dict[str, tuple[int, int]],
+    def launch(self, directory: str, tickers: list[str] | None, resume: dict[str, tuple[int, int, int]],
                faults: list[str]) -> None:
         ev_endpoint, ctl_endpoint = protocol.endpoints(directory, self.incarnation)
         self.events.bind(ev_endpoint)

@@ -34,21 +34,23 @@ def _ignore(_: Any) -> None:
 
 
 class Dedupe:
-    def __init__(self, resume: dict[str, tuple[int, int]] | None = None) -> None:
+    def __init__(self, resume: dict[str, tuple[int, int, int]] | None = None) -> None:
         self.last: dict[str, int] = {}  # ticker -> highest trade number delivered
         self.day_end: dict[str, int] = {}  # ticker -> end of the session `last` belongs to
-        for ticker, (trade_id, day_end) in (resume or {}).items():
-            self.last[ticker], self.day_end[ticker] = trade_id, day_end
+        self.first: dict[str, int] = {}  # ticker -> first trade number of that session
+        for ticker, (trade_id, day_end, count) in (resume or {}).items():
+            self.last[ticker], self.day_end[ticker], self.first[ticker] = trade_id, day_end, trade_id - count + 1
         self.replaying: set[str] = set()  # tickers whose latest trade was a repeat
         self.duplicates_dropped = 0
         self.stale_books_dropped = 0
 
-    def resume_point(self, tickers: list[str]) -> dict[str, tuple[int, int]]:
-        """What a new child needs to skip the repeats itself: (last trade number, session end) per ticker."""
-        return {t: (self.last[t], self.day_end[t]) for t in tickers if t in self.last}
+    def resume_point(self, tickers: list[str]) -> dict[str, tuple[int, int, int]]:
+        """What a new child needs to skip the repeats itself: (last trade number, session end, trades delivered in
+        that session) per ticker."""
+        return {t: (self.last[t], self.day_end[t], self.last[t] - self.first[t] + 1) for t in tickers if t in self.last}
 
     def filter(self, batch: list[InputEvent], on_state: Callable[[State], None] = _ignore) -> list[InputEvent]:
-        last, day_end, replaying = self.last, self.day_end, self.replaying
+        last, day_end, first, replaying = self.last, self.day_end, self.first, self.replaying
         out: list[InputEvent] = []
         append = out.append
         for ev in batch:
@@ -59,6 +61,7 @@ class Dedupe:
                     prev = last.get(ticker)
                     if prev is None or ev.ts >= day_end[ticker]:  # type: ignore[union-attr]
                         day_end[ticker] = b3_day_end(ev.ts)  # type: ignore[union-attr]
+                        first[ticker] = tid
                     elif tid <= prev:
                         self.duplicates_dropped += 1
                         replaying.add(ticker)

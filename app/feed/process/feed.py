@@ -98,7 +98,7 @@ class ProcessFeed:
         self._desired = list(self.tickers)
         log.info("feed in a child process (pid %s); this process has no DLL thread", info.get("pid"))
 
-    def _next_child(self) -> tuple[list[str] | None, dict[str, tuple[int, int]]]:
+    def _next_child(self) -> tuple[list[str] | None, dict[str, tuple[int, int, int]]]:
         """What the next child subscribes (None: feed.tickers) and where the stream it must continue stands."""
         if self._desired is None:
             return None, {}

@@ -36,7 +36,7 @@ class Supervisor:
     """Keeps one healthy child running; restarts it with backoff and counts why."""
 
     def __init__(self, cfg: Config, deliver: Callable[[ChildHandle, bytes], None],
-                 child_args: Callable[[], tuple[list[str] | None, dict[str, tuple[int, int]]]], faults: list[str],
+                 child_args: Callable[[], tuple[list[str] | None, dict[str, tuple[int, int, int]]]], faults: list[str],
                  on_give_up: Callable[[], None], on_routing: Callable[[bytes], None] | None = None) -> None:
         self.cfg = cfg
         self.on_routing = on_routing

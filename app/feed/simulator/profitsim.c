@@ -124,7 +124,8 @@ enum {
     P_SEED, P_RATE, P_PACE, P_BURSTS, P_BURST_RATE, P_BURST_EVERY, P_BURST_LEN, P_MAX_TRADES, P_REINIT_ABORT,
     P_CONNECT_MS, P_DROP_AFTER, P_DROP_MS, P_START_TIME, P_DEPTH, P_POISON, P_SCENARIO, P_REGIME_LO, P_REGIME_HI,
     P_EDGE_LO, P_EDGE_HI, P_VOL_LO, P_VOL_HI, P_DRIFT_TRADES, P_GAP_LO, P_GAP_HI, P_DEPTH_QUIRKS, P_THEORIC_EVERY,
-    P_DROP_SUBS, P_LOGIN_RESULT, P_GARBAGE, P_CLOCK_OFFSET_S, P_PERF_WARN_AFTER, P_FINALIZE_HANG_MS, P_COUNT
+    P_DROP_SUBS, P_LOGIN_RESULT, P_GARBAGE, P_CLOCK_OFFSET_S, P_PERF_WARN_AFTER, P_FINALIZE_HANG_MS, P_FLOOD_UNTIL,
+    P_COUNT
 };
 
 typedef struct {
@@ -171,6 +172,9 @@ static const ParamDef k_params[P_COUNT] = {
     [P_PERF_WARN_AFTER] = {"perf_warn_after", 0, P_BIG, 1}, /* (2,5) (2,6) (2,4) after N delivered trades */
     /* DLLFinalize stalls this long before stopping its thread, which keeps calling back meanwhile (a stuck DLL) */
     [P_FINALIZE_HANG_MS] = {"finalize_hang_ms", 0, 3600000, 0},
+    /* with pace = 0: flat out until this many trades were generated, then paced at 1 (0 = flat out for good); a
+     * restarted feed child fast-forwards through what its predecessors delivered and no further */
+    [P_FLOOD_UNTIL] = {"flood_until", 0, P_BIG, 1},
 };
 
 static pthread_mutex_t g_param_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1772,6 +1776,7 @@ static void market_loop(Conn *c)
             who = NULL;
         }
         double pace = c->p[P_PACE];
+        if (pace <= 0 && c->p[P_FLOOD_UNTIL] > 0 && (double)stat_get(S_GENERATED) >= c->p[P_FLOOD_UNTIL]) pace = 1.0;
         if (pace > 0) set_mode(c, MODE_PACED, pace);
         else if (t_next != INT64_MAX) set_mode(c, MODE_FLOOD, 0.0);
         else set_mode(c, MODE_IDLE, 1.0); /* nothing to do: the clock keeps real time */

@@ -194,7 +194,7 @@ def test_dedupe_starts_over_when_trade_numbers_restart_in_a_new_session():
 def test_dedupe_seeded_with_a_resume_point_and_states_go_to_the_watcher():
     parent = Dedupe()
     parent.filter([trade("A", 10), trade("B", 3)])
-    assert parent.resume_point(["A", "C"]) == {"A": (10, b3_day_end(T0))}
+    assert parent.resume_point(["A", "C"]) == {"A": (10, b3_day_end(T0), 1)}
     d = Dedupe(parent.resume_point(["A"]))  # what a restarted child starts from
     seen = []
     s = State(2, 0, "MARKET_DISCONNECTED", 0)
