@@ -257,6 +257,14 @@ class App:
         }
         if "dll" in feed:
             out["dll_callback_errors"] = feed["dll"].get("callback_errors", 0)
+            # which callbacks the DLL called, and how long each kind kept the DLL's thread (native: timed in C;
+            # ctypes: inside Python, after the GIL was taken); with the stand-in also as the DLL side timed them all
+            out["dll_callbacks"] = {"path": feed["dll"].get("bridge_path"),
+                                    "dwell_us": {name: {k: v for k, v in h.items() if k != "count"}
+                                                 for name, h in feed["dll"].get("dwell", {}).items()}}
+            if "callback_dwell" in feed.get("simulator", {}):
+                side = feed["simulator"]["callback_dwell"]
+                out["dll_callbacks"]["dll_side_dwell_us"] = {k: v for k, v in side.items() if k != "count"}
         if "simulator" in feed:
             out["violations"] = feed["simulator"].get("violations", 0)
         for key in ("process", "zmq", "valkey", "journal", "live"):

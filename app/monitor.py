@@ -166,6 +166,21 @@ class KeyReader:
             self._task = None
 
 
+def callback_line(feed: dict[str, Any]) -> str:
+    """Which callbacks the DLL calls and how long its threads stayed in them: the DLL side's timing when the
+    stand-in gives it (it includes a ctypes callback's GIL wait), else the path's own (p99 / max µs)."""
+    dll = feed.get("dll", {})
+    path = dll.get("bridge_path", "-")
+    side = feed.get("simulator", {}).get("callback_dwell")
+    if side and side.get("count"):
+        return f"{path}, dwell p99 {side['p99_us']:g} / max {side['max_us']:g} µs (DLL side)"
+    hists = [h for h in dll.get("dwell", {}).values() if h.get("count")]
+    if not hists:
+        return path
+    return (f"{path}, dwell p99 {max(h['p99_us'] for h in hists):g} / max {max(h['max_us'] for h in hists):g} µs"
+            + ("" if path == "native" else " (inside Python)"))
+
+
 def render(snap: dict[str, Any], rates: RateTracker | None = None, keys: str | None = None,
            check: PositionCheck | None = None) -> Group:
     """`keys`: None when no key is read (no hint); else the flatten key's current line ("" when idle)."""
@@ -180,7 +195,7 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None, keys: str | N
     head = Text.assemble(
         ("hmarl ", "bold"), f"run {snap.get('run_id', '-')}  feed {feed.get('feed', '-')}  ",
         ("DLL: ", "bold"), ", ".join(dll.get("conn_state", [])) or "-",
-        f"  callback errors {dll.get('callback_errors', 0)}  gaps {cont.get('gaps', 0)}")
+        f"  callbacks {callback_line(feed)}  callback errors {dll.get('callback_errors', 0)}  gaps {cont.get('gaps', 0)}")
     if keys is not None and "live" in snap:
         head.append("   keys: F then y = FLATTEN", "bold")
         if keys:

@@ -50,6 +50,7 @@ def test_monitor_renders_to_a_non_terminal_and_shows_the_real_counts():
         for name in h["specialists"]:
             assert name in text
     assert f"{out['valkey']:,}" in text and f"{out['zmq']:,}" in text
+    assert "(DLL side)" in text and ("callbacks native, dwell p99" in text or "callbacks ctypes, dwell p99" in text)
 
 
 # -- live routing: the panel, the position check and the flatten key ---------------------------------------------

@@ -17,6 +17,11 @@ def test_run_json_reports_trades_for_both_tickers_with_zero_gaps():
         assert summary["callback_to_loop_us"][key] > 0
     assert summary["bridge_max_depth"] >= 1
     assert summary["violations"] == 0
+    # which callbacks the DLL called and how long they kept its thread: by the path, and as the stand-in timed them
+    cb = summary["dll_callbacks"]
+    assert cb["path"] in ("native", "ctypes")
+    assert 0 < cb["dwell_us"]["trade_v2"]["p50_us"] <= cb["dwell_us"]["trade_v2"]["max_us"]
+    assert 0 < cb["dll_side_dwell_us"]["p50_us"] <= cb["dll_side_dwell_us"]["max_us"]
     # the outputs really ran: every input event journaled and in Valkey, everything published
     inputs = sum(summary["events"].values())
     assert summary["journal"]["frames"] == inputs and summary["journal"]["error"] is None
