@@ -37,7 +37,7 @@ def _overrides(data_dir: str, rate: float | None, max_trades: int, bridge: str =
         "feed.bridge": bridge,
         "zmq.endpoint": "tcp://127.0.0.1:0",
         "simulator.bursts": False,
-        "simulator.pace": rate is not None,
+        "simulator.pace": True,  # full speed: paced at start, switched to flat out when the window opens
         "simulator.rate": (rate / 2.0) if rate else 1000.0,  # per ticker
         "simulator.max_trades": max_trades,
     }
@@ -102,10 +102,16 @@ async def pipeline_point(rate: float | None, seconds: float, max_trades: int, wa
         pipe.decision_latency = LatencyHistogram()
         bridge.latency = LatencyHistogram()
         control = app.feed.control()  # type: ignore[attr-defined]
+        owner = app.feed.session.owner  # type: ignore[attr-defined]
+        if rate is None:  # hold the market while the measurement is set up, then flood: the window sees it all
+            await owner.call(control.set, "pace", 1e-6)
+            await asyncio.sleep(0.2)
         if rate is not None:  # a paced window: the DLL's threads inside our callbacks, with the loop busy
             control.callback_dwell(reset=True)  # (a flood may be over before here: then counted from the start)
         n0, trades0 = sum(counts.values()), counts["trade"]
         cpu0, t0 = me.cpu_times(), time.perf_counter()
+        if rate is None:
+            await owner.call(control.set, "pace", 0)
         max_backlog = 0
         if rate is not None:
             end = t0 + seconds
