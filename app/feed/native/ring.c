@@ -334,6 +334,14 @@ RING_EXPORT int32_t ring_wait(int64_t timeout_ns, int32_t records_wake)
     return flags;
 }
 
+/* Called once by the consumer thread: its naps end when asked (Linux: 1 us timer slack instead of 50 us). */
+RING_EXPORT void ring_consumer_thread(void)
+{
+#ifdef RING_HAVE_TIMERSLACK
+    ring_precise_timers();
+#endif
+}
+
 /* Wakes ring_wait (from any thread): the owner thread is told a DLL command is waiting. */
 RING_EXPORT void ring_notify(void)
 {

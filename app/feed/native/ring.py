@@ -39,6 +39,7 @@ _EXPORTS: dict[str, tuple[Any, list[Any]]] = {
     "ring_free": (None, []),
     "ring_wait": (c_int32, [c_int64, c_int32]),
     "ring_notify": (None, []),
+    "ring_consumer_thread": (None, []),
     "ring_drain": (c_int64, [c_void_p, c_int64, c_int64, POINTER(c_int64)]),
     "ring_stat": (c_int64, [c_char_p]),
     "ring_dwell": (c_int32, [c_int32, POINTER(c_int64), c_int32, POINTER(c_int64)]),
@@ -158,6 +159,10 @@ class NativeRing:
         wake system call (~2 us of their time each) while the consumer sleeps; it costs up to timeout_s of
         latency. Returns what is there when it ends either way."""
         return self._wait(-1 if timeout_s is None else int(timeout_s * 1e9), 1 if records_wake else 0)
+
+    def consumer_thread(self) -> None:
+        """Call on the thread that will wait(): its naps then end on time (Linux: 1 us timer slack, not 50 us)."""
+        self.lib.ring_consumer_thread()
 
     def notify(self) -> None:
         """Wake wait() from any thread (a DLL command is waiting for the owner thread)."""

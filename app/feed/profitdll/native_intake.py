@@ -82,7 +82,8 @@ class NativeIntake:
         return cls(session, native, nap_s)
 
     def arm(self, depth_levels: int, flush_add_ends_bracket: bool) -> None:
-        """Allocate the ring before DLLInitialize (the state callback fires inside it)."""
+        """Allocate the ring before DLLInitialize (the state callback fires inside it). On the owner thread."""
+        self.ring.consumer_thread()
         if not self.ring.running:
             self.ring.start(depth_levels, flush_add_ends_bracket, ring.accessors_of(self.session.lib),
                             on_state=self.session.on_state, on_invalid=self.session.invalid_tickers.add)
