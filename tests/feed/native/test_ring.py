@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,24 @@ def test_the_ring_cross_compiles_for_windows_without_a_warning(tmp_path):
                                                                                  "ring_test.c")),
                            "-lsynchronization"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_owner_thread_leaves_records_in_the_ring_while_the_loop_is_behind(native):
+    """Backpressure: with HOLD_DEPTH events waiting on the loop, pump() moves nothing (the backlog waits as records,
+    not as Python objects); once the loop caught up the same records arrive, in order."""
+    native.start(depth_levels=5, capacity=256)
+    on_state = native.lib.ring_on_state
+    on_state.restype, on_state.argtypes = None, [ctypes.c_int32, ctypes.c_int32]
+    delivered: list = []
+    bridge = SimpleNamespace(depth=native_intake.HOLD_DEPTH, put_batch=delivered.extend)
+    session = SimpleNamespace(lib=None, bridge=bridge, on_state=lambda *_: None, invalid_tickers=set())
+    intake = native_intake.NativeIntake(session, native, nap_s=50e-6)  # type: ignore[arg-type]
+    for j in range(1_000):
+        on_state(7, j)
+    for _ in range(5):
+        intake.pump()
+    assert delivered == [] and native.stat("depth") > 0 and intake.held == 5
+    bridge.depth = 0
+    while len(delivered) < 1_000:
+        intake.pump()
+    assert [ev.result for ev in delivered] == list(range(1_000))
