@@ -35,7 +35,7 @@ IDLE_NAPS = 5  # empty naps in a row before sleeping until the next record (than
 # a bounded Python backlog (~1.6 KB an event) and the rest waits as 64-byte records (the ring, then its overflow
 # chain: counted, never dropped). Without it a 20k trades/s flood the loop could not follow grew the bridge's deque
 # to 970k events and the process to 1.6 GB
-HOLD_DEPTH = 32_768
+HOLD_DEPTH = 4096
 IDLE_WAIT_S = 0.25  # the longest sleep; nothing depends on it (records and commands wake the thread)
 
 _claimed: list[Any] = [None]  # the session that owns this process's ring
