@@ -195,7 +195,8 @@ def render(snap: dict[str, Any], rates: RateTracker | None = None, keys: str | N
     head = Text.assemble(
         ("hmarl ", "bold"), f"run {snap.get('run_id', '-')}  feed {feed.get('feed', '-')}  ",
         ("DLL: ", "bold"), ", ".join(dll.get("conn_state", [])) or "-",
-        f"  callbacks {callback_line(feed)}  callback errors {dll.get('callback_errors', 0)}  gaps {cont.get('gaps', 0)}")
+        f"  callbacks {callback_line(feed)}  callback errors {dll.get('callback_errors', 0)}"
+        f"  gaps {cont.get('gaps', 0)}")
     if keys is not None and "live" in snap:
         head.append("   keys: F then y = FLATTEN", "bold")
         if keys:

@@ -4,8 +4,8 @@ Source (identical for every design): the stand-in's connector thread calls the V
 native ring's C callback (bridge_native.py: records, drained by the DLL owner thread into the same Bridge). For the
 others it is a ctypes callback (worker.py), which stamps `received_ns`, pins the thread state, copies every field
 into a `Tick` and calls `put(tick)`; only `put` and the consumer differ:
-- a  ours on the ctypes path: `app.feed.bridge.Bridge` on a uvloop loop: deque append + one `call_soon_threadsafe(drain)` per batch;
-     the sink counts (the Bridge itself records callback -> drain latency);
+- a  ours on the ctypes path: `app.feed.bridge.Bridge` on a uvloop loop: deque append + one
+     `call_soon_threadsafe(drain)` per batch; the sink counts (the Bridge itself records callback -> drain latency);
 - a0 the same with the ctypes default thread state (a new Python thread state per callback): the binding's
      `feed.keep_thread_state = false`;
 - b  one `loop.call_soon_threadsafe(consume, tick)` per event on the same kind of loop;
@@ -370,7 +370,8 @@ def produce(cfg: dict[str, Any]) -> dict[str, Any]:
     produced = source.finalize()
     cpu = time.process_time() - cpu0
     conn.send(None)
-    conn.send({"produced": produced, "errors": errors + source.errors, "cpu_seconds": cpu, "dll_dwell": source.dll_dwell,
+    conn.send({"produced": produced, "errors": errors + source.errors, "cpu_seconds": cpu,
+               "dll_dwell": source.dll_dwell,
                "sim": source.sim_stats(), "rule_breaks": source.rule_breaks()})
     conn.close()
     return {"produced": produced}

@@ -127,7 +127,8 @@ def render_pipeline(p: Printer, s: dict[str, Any]) -> None:
             rows.append([f"{path} @ {rate}", _n(o["trades_per_s"]), _n(o["events_per_s"]),
                          _n(o.get("events_per_s_all_written")), *_lat(lat), _n(o["cpu_percent"], 1),
                          _n(o["rss_mb"], 1), _n(o["bridge_max_depth"]), _n(o["valkey_max_backlog"]),
-                         f"{o['zmq_dropped']}/{o['zmq_sent']}", f"{dwell.get('p99_us', '-')}/{dwell.get('max_us', '-')}"])
+                         f"{o['zmq_dropped']}/{o['zmq_sent']}",
+                         f"{dwell.get('p99_us', '-')}/{dwell.get('max_us', '-')}"])
     p.table("pipeline: everything on (specialists, coordinator, paper executor, journal, Valkey, ZMQ + subscriber)",
             ["path @ trades/s offered", "trades/s", "events/s", "events/s written", "cb->decision p50 us", "p99",
              "p999", "max", "CPU % core", "RSS MB", "bridge max", "valkey max backlog", "zmq dropped/sent",

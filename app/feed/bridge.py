@@ -1,8 +1,9 @@
 """DLL callback thread -> event loop hand-off.
 
-The callback thread (or, with the native ring, the DLL owner thread with a whole batch) only appends an already-copied event to a deque and, when no wake-up is pending, schedules
-one `drain` with `call_soon_threadsafe`. Everything that arrives before the loop runs `drain` rides on the same
-wake-up, so the cost of waking the loop is paid per batch, not per tick. The callback never waits for the loop.
+The callback thread (or, with the native ring, the DLL owner thread with a whole batch) only appends an
+already-copied event to a deque and, when no wake-up is pending, schedules one `drain` with `call_soon_threadsafe`.
+Everything that arrives before the loop runs `drain` rides on the same wake-up, so the cost of waking the loop is
+paid per batch, not per tick. The callback never waits for the loop.
 
 Routing events (order updates, trading results, accounts) ride the same wake-up in a second deque: they are not
 InputEvents (the market sink dispatches on type and must not see them), so `_drain` hands them to `routing_sink`

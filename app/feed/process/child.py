@@ -4,7 +4,8 @@ It runs the ordinary in-process feed (DLL owner thread, callbacks, bridge: exact
 of its own; the bridge's sink encodes every drained batch into one msgpack message for the parent (protocol.py).
 `feed.isolation` is ignored here: this process *is* the isolation.
 
-A restarted child gets `--resume` (per ticker: the last trade number the parent delivered, its session end and how many it delivered).
+A restarted child gets `--resume` (per ticker: the last trade number the parent delivered, its session end and how
+many it delivered).
 It drops the trades and book updates it repeats before they are sent (the stand-in replays its market from the
 start) and, for the stand-in with `simulator.pace`, replays at full speed until every ticker is past that point,
 then restores the pace: the stream continues where the previous child left it, not hours later.
@@ -355,7 +356,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--control", required=True, help="ZMQ endpoint of the parent's command socket")
     p.add_argument("--config", required=True, help="path of the Config as JSON (msgspec)")
     p.add_argument("--tickers", default=None, help="JSON list of tickers to subscribe instead of feed.tickers")
-    p.add_argument("--resume", default=None, help="JSON {ticker: [last trade number, session end ns, trades delivered that session]}")
+    p.add_argument("--resume", default=None,
+                   help="JSON {ticker: [last trade number, session end ns, trades delivered that session]}")
     p.add_argument("--incarnation", type=int, default=0, help="how many children the supervisor started before")
     p.add_argument("--fault", action="append", default=[], help="test fault (see the module docstring)")
     return p.parse_args(argv)

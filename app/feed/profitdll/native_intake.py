@@ -9,7 +9,8 @@ one batch, never a backlog.
 
 Waiting: after a batch the thread naps (`nap_s`, records do not wake it), so the DLL's threads never pay for a wake
 system call while data flows; after `IDLE_NAPS` empty naps it sleeps until the next record wakes it (one wake per
-burst). A DLL command wakes it at once either way (`notify`).
+burst). A DLL command wakes it at once either way (`notify`). With `HOLD_DEPTH` events already waiting on the loop
+it leaves the records where they are: an overloaded loop holds a bounded Python backlog.
 
 Which path a session takes is decided once, at open (`choose`): the ring is one per process because a C callback
 has no context pointer, so a second session in the same process gets the ctypes path.
@@ -30,7 +31,7 @@ log = logging.getLogger("app.feed.profitdll")
 
 ENV_BRIDGE = "HMARL_FEED_BRIDGE"  # what feed.bridge = "auto" means (e.g. to run the test suite on the ctypes path)
 BATCH_RECORDS = 4096  # records per drain: a DLL command queued behind a burst waits for at most this many
-IDLE_NAPS = 5  # empty naps in a row before sleeping until the next record (than 20: 40 % less CPU at 200/s, same dwell)
+IDLE_NAPS = 5  # empty naps in a row before sleeping until the next record (20 cost 40 % more CPU at 200/s)
 # events waiting on the loop above which the owner thread leaves records in the ring: an overloaded loop then holds
 # a bounded Python backlog (~1.6 KB an event) and the rest waits as 64-byte records (the ring, then its overflow
 # chain: counted, never dropped). Without it a 20k trades/s flood the loop could not follow grew the bridge's deque
@@ -146,4 +147,3 @@ class NativeIntake:
             "ring": {**s, "batches": self.batches, "held": self.held},
             **{k: s[k] for k in ("translate_errors", "depth_errors", "depth_books", "post_flush_adds")},
         }
-
