@@ -167,9 +167,10 @@ class Child:
         if self.fast_forward:
             # flat out through as many trades as the previous children delivered (the stand-in replays the same
             # numbers), then paced: the stand-in switches by itself, since this loop sees the point only after the
-            # flood that follows it, which through the native ring is tens of thousands of trades
-            self.sim_params["pace"] = 0
-            self.sim_params["flood_until"] = sum(count for _, _, count in resume.values())
+            # flood that follows it, which through the native ring is tens of thousands of trades. Started once
+            # every ticker is subscribed (_fast_forward): a flood begun at the first subscription runs that ticker
+            # far ahead of the next, and the count is reached with the other one still replaying at real pace
+            self.flood_until = sum(count for _, _, count in resume.values())
         self.feed = inner_feed(cfg, self.sim_params)
         self.started = time.monotonic()
         self.stopping = asyncio.Event()
@@ -200,6 +201,8 @@ class Child:
         try:
             await self.feed.start(self.sink)
             started = True
+            if self.fast_forward:
+                await self._fast_forward()
             if self.route_exit and getattr(self.feed, "router", None) is not None:
                 self.route_hook = arm_route_exit(self.feed.router, *self.route_exit)
             sender.send_obj(protocol.READY, {"pid": os.getpid(), "incarnation": self.args.incarnation,
@@ -267,6 +270,14 @@ class Child:
             self._restore_pace()
         assert self.sender is not None
         self.sender.send_obj(protocol.STATS, self.stats())
+
+    async def _fast_forward(self) -> None:
+        from app.feed.simulator import SimControl
+
+        session = self.feed.session
+        control = SimControl(session.lib.handle)
+        await session.owner.call(control.set, "flood_until", self.flood_until)
+        await session.owner.call(control.set, "pace", 0)
 
     def _restore_pace(self) -> None:
         """Posted to the owner thread at once, not through a task: the stand-in floods until it runs, and through

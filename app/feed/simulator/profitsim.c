@@ -172,8 +172,9 @@ static const ParamDef k_params[P_COUNT] = {
     [P_PERF_WARN_AFTER] = {"perf_warn_after", 0, P_BIG, 1}, /* (2,5) (2,6) (2,4) after N delivered trades */
     /* DLLFinalize stalls this long before stopping its thread, which keeps calling back meanwhile (a stuck DLL) */
     [P_FINALIZE_HANG_MS] = {"finalize_hang_ms", 0, 3600000, 0},
-    /* with pace = 0: flat out until this many trades were generated, then paced at 1 (0 = flat out for good); a
-     * restarted feed child fast-forwards through what its predecessors delivered and no further */
+    /* with pace = 0: flat out until this many trades were delivered, then paced at 1 (0 = flat out for good); a
+     * restarted feed child fast-forwards through what its predecessors delivered and no further. Delivered, not
+     * generated: before the subscription the flood generates trades nobody receives */
     [P_FLOOD_UNTIL] = {"flood_until", 0, P_BIG, 1},
 };
 
@@ -1776,7 +1777,7 @@ static void market_loop(Conn *c)
             who = NULL;
         }
         double pace = c->p[P_PACE];
-        if (pace <= 0 && c->p[P_FLOOD_UNTIL] > 0 && (double)stat_get(S_GENERATED) >= c->p[P_FLOOD_UNTIL]) pace = 1.0;
+        if (pace <= 0 && c->p[P_FLOOD_UNTIL] > 0 && (double)stat_get(S_DELIVERED) >= c->p[P_FLOOD_UNTIL]) pace = 1.0;
         if (pace > 0) set_mode(c, MODE_PACED, pace);
         else if (t_next != INT64_MAX) set_mode(c, MODE_FLOOD, 0.0);
         else set_mode(c, MODE_IDLE, 1.0); /* nothing to do: the clock keeps real time */
