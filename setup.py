@@ -1,8 +1,8 @@
-"""Builds the native ProfitDLL stand-in and the native callback ring as optional extensions.
+"""Builds the native ProfitDLL stand-in, the native callback ring and its record decoder as optional extensions.
 
-Both are plain C shared libraries loaded with ctypes, exactly like the real DLL; building them through
-setuptools' extension machinery means `pip install` compiles them wherever a C compiler exists, and still succeeds
-(with a warning) where none does. Asking for the simulator feed then says clearly that it is missing, and the feed
+The first two are plain C shared libraries loaded with ctypes, exactly like the real DLL; the decoder is a CPython
+module (it builds the events). Building them through setuptools' extension machinery means `pip install` compiles
+them wherever a C compiler exists, and still succeeds (with a warning) where none does. Asking for the simulator feed then says clearly that it is missing, and the feed
 falls back to the ctypes callbacks when the ring is missing.
 """
 import sys
@@ -14,6 +14,7 @@ from setuptools.command.build_ext import build_ext
 CONSEQUENCE = {
     "app.feed.simulator._profitsim": "feed='simulator' will be unavailable",
     "app.feed.native._ring": "the DLL callbacks will run through ctypes (feed.bridge = \"ctypes\")",
+    "app.feed.native._decode": "the native ring's records will be converted in Python (slower, the same events)",
 }
 
 
@@ -26,6 +27,8 @@ class OptionalBuildExt(build_ext):
                   file=sys.stderr)
 
     def build_extension(self, ext):
+        if ext.name == "app.feed.native._decode" and self.compiler.compiler_type == "msvc":
+            ext.extra_compile_args = ["/O2", "/std:c11"]
         if ext.name == "app.feed.native._ring":
             if self.compiler.compiler_type == "msvc":
                 ext.extra_compile_args = ["/O2", "/std:c11"]
@@ -41,6 +44,8 @@ class OptionalBuildExt(build_ext):
             print(f"warning: {ext.name} not built ({exc}); {CONSEQUENCE.get(ext.name, '')}", file=sys.stderr)
 
     def get_export_symbols(self, ext):
+        if ext.name == "app.feed.native._decode":  # the one real Python module
+            return super().get_export_symbols(ext)
         # plain libraries, not Python modules: there is no PyInit_ function for MSVC's linker to export
         return []
 
@@ -65,6 +70,15 @@ ext_modules.append(
         # exports are marked one by one (RING_EXPORT); the ring's internals stay hidden
         extra_compile_args=["-O2", "-std=c11", "-pthread", "-fvisibility=hidden"],
         extra_link_args=["-pthread"],
+        optional=True,
+    )
+)
+
+ext_modules.append(
+    Extension(
+        "app.feed.native._decode",
+        sources=["app/feed/native/ring_decode.c"],
+        depends=["app/feed/native/ring.h", "app/feed/native/ring_port.h"],
         optional=True,
     )
 )

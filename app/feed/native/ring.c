@@ -334,6 +334,19 @@ RING_EXPORT int32_t ring_wait(int64_t timeout_ns, int32_t records_wake)
     return flags;
 }
 
+/* The owner thread's wait between batches, whole in C so that an empty nap costs it no GIL and no Python: up to
+ * `naps` naps of nap_ns (records do not end them: the DLL's threads make no wake syscall while data flows), each
+ * ended early only by ring_notify; once records are there after a nap it returns. After `naps` empty naps it sleeps
+ * until a record or ring_notify wakes it, or idle_ns passed. Returns as ring_wait, plus bit 2 when it slept. */
+RING_EXPORT int32_t ring_pump_wait(int64_t nap_ns, int32_t naps, int64_t idle_ns)
+{
+    for (int32_t i = 0; i < naps; i++) {
+        int32_t flags = ring_wait(nap_ns, 0);
+        if (flags || !g_data) return flags;
+    }
+    return ring_wait(idle_ns, 1) | 4; /* 4: it slept, the flow is sparse */
+}
+
 /* Called once by the consumer thread: its naps end when asked (Linux: 1 us timer slack instead of 50 us). */
 RING_EXPORT void ring_consumer_thread(void)
 {

@@ -38,6 +38,7 @@ _EXPORTS: dict[str, tuple[Any, list[Any]]] = {
     "ring_reset": (None, []),
     "ring_free": (None, []),
     "ring_wait": (c_int32, [c_int64, c_int32]),
+    "ring_pump_wait": (c_int32, [c_int64, c_int32, c_int64]),
     "ring_notify": (None, []),
     "ring_consumer_thread": (None, []),
     "ring_drain": (c_int64, [c_void_p, c_int64, c_int64, POINTER(c_int64)]),
@@ -79,9 +80,8 @@ def _load() -> "NativeRing | None":
         return None
     try:
         lib = ctypes.CDLL(path)  # cdecl exports; only the callbacks are stdcall, declared by their prototypes
-        for name, (restype, argtypes) in _EXPORTS.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = restype, argtypes
+        for name in _EXPORTS:
+            _bound(getattr(lib, name), name)
     except (OSError, AttributeError) as exc:
         log.warning("native callback ring at %s cannot be used (%s): the DLL callbacks run through ctypes", path, exc)
         return None
@@ -91,6 +91,11 @@ def _load() -> "NativeRing | None":
                     "ctypes; reinstall with `pip install -e .`", path, "; ".join(wrong[:3]))
         return None
     return NativeRing(lib, path)
+
+
+def _bound(fn: Any, name: str) -> Any:
+    fn.restype, fn.argtypes = _EXPORTS[name]
+    return fn
 
 
 def get() -> "NativeRing | None":
@@ -124,8 +129,11 @@ class NativeRing:
         self._addr = ctypes.addressof((ctypes.c_char * BUFFER_BYTES).from_buffer(self._buf))
         self._nbytes = c_int64()
         self._nbytes_ref = ctypes.byref(self._nbytes)
-        self._drain = lib.ring_drain
+        # the drain is a memcpy of at most BUFFER_BYTES that never blocks: called through PyDLL it keeps the GIL, so
+        # a batch costs the owner thread one GIL acquisition (after its wait), not one more per drain
+        self._drain = _bound(ctypes.PyDLL(path).ring_drain, "ring_drain")
         self._wait = lib.ring_wait
+        self._pump_wait = lib.ring_pump_wait
         self._tees: list[Any] = []  # ctypes thunks handed to ring_set_tee: alive while the C side may call them
 
     # -- lifecycle (the owner thread) ------------------------------------------------------------------------------
@@ -159,6 +167,11 @@ class NativeRing:
         wake system call (~2 us of their time each) while the consumer sleeps; it costs up to timeout_s of
         latency. Returns what is there when it ends either way."""
         return self._wait(-1 if timeout_s is None else int(timeout_s * 1e9), 1 if records_wake else 0)
+
+    def pump_wait(self, nap_s: float, naps: int, idle_s: float) -> int:
+        """Between batches: up to `naps` naps of nap_s ending once records are there (records do not wake them),
+        then a sleep of up to idle_s that a record ends - all in one C call, GIL released. notify() ends either."""
+        return self._pump_wait(int(nap_s * 1e9), naps, int(idle_s * 1e9))
 
     def consumer_thread(self) -> None:
         """Call on the thread that will wait(): its naps then end on time (Linux: 1 us timer slack, not 50 us)."""
@@ -211,6 +224,7 @@ class NativeRing:
         """The ring's counters, the decoder's, and the dwell summary per callback (names as Callbacks.stats())."""
         out: dict[str, Any] = {name: self.stat(name) for name in STATS}
         out["callback_errors"] = self.decoder.errors
+        out["decoded_in_c"] = self.decoder.native_records  # records ring_decode.c converted (the rest: Python)
         out["last_callback_error"] = self.decoder.last_error
         out["dwell"] = {name: hist.summary_us() for name, hist in self.dwell().items()}
         return out

@@ -18,6 +18,11 @@ from ctypes import Structure, c_double, c_int32, c_int64, c_uint8, c_uint16, c_u
 from typing import Any, Callable
 
 from app.events import Book, InvalidTicker, State, Trade
+
+try:  # the C copy of decode's common path (ring_decode.c); without it every record is converted here
+    from app.feed.native._decode import run as _native_run
+except ImportError:  # no C compiler at install time
+    _native_run = None
 from app.feed.b3time import hour_base_ns, parse_dll_datetime
 from app.feed.profitdll.callbacks import _AGGRESSOR, _SIDE, state_name
 
@@ -113,6 +118,18 @@ def check_layout(layout: Callable[[bytes], int]) -> list[str]:
     return wrong
 
 
+def _v1_hour(date: str) -> tuple[int, int, int, int, int] | None:
+    """(hour_key, year, month, day, hour) of a V1 date in ASCII digits, packed as the V2 record's hour_key; None for
+    anything else (ring_decode.c leaves such a date to this module)."""
+    try:
+        if len(date) < 19 or not (date[0:2] + date[3:5] + date[6:10] + date[11:13]).isascii():
+            return None
+        y, mo, d, h = int(date[6:10]), int(date[3:5]), int(date[0:2]), int(date[11:13])
+    except ValueError:
+        return None
+    return y << 48 | mo << 32 | d << 16 | h, y, mo, d, h
+
+
 def _text(raw: bytes) -> str:
     # lone surrogates pass, as a ctypes c_wchar_p read of the same wchar_t string would give them
     return raw.decode("utf-16-le", "surrogatepass")
@@ -122,15 +139,17 @@ class RecordDecoder:
     """Converts drained records into events; keeps what the ctypes callbacks keep across calls (last_ts)."""
 
     def __init__(self, on_state: Callable[[int, int], None] | None = None,
-                 on_invalid: Callable[[str], None] | None = None) -> None:
+                 on_invalid: Callable[[str], None] | None = None, native: bool = True) -> None:
         self.on_state = on_state  # the session's bookkeeping the state callback does in the ctypes path
         self.on_invalid = on_invalid
         self.last_ts: dict[str, int] = {}
         self.errors = 0
         self.last_error = ""
         self.records = 0
+        self.native_records = 0  # of which ring_decode.c converted
         self._names: list[tuple[Any, Any] | None] = [None] * 1025  # RecHead.name_id -> (ticker, exchange)
         self._hours: dict[int, int] = {}  # BodyTradeV2.hour_key -> b3time.hour_base_ns of that hour
+        self.native = native and _native_run is not None  # ring_decode.c takes the records it can
 
     def _strings(self, buf: memoryview, at: int, tl: int, el: int, flags: int, name_id: int) -> tuple[Any, Any]:
         # a NULL pointer reads as None through ctypes; lone surrogates pass as they would there
@@ -158,8 +177,15 @@ class RecordDecoder:
         f_tiny, f_depth, f_head = FORMATS[RK_TINY], FORMATS[RK_DEPTH], FORMATS[RK_INVALID]
         s_v1, s_v2, s_tiny, s_depth = f_v1.size, f_v2.size, f_tiny.size, f_depth.size
         levels_of = LEVELS
+        fast = _native_run if self.native else None
         off = records = 0
         while off < nbytes:
+            if fast is not None:  # as many records as C can take; the one it stops at is converted below
+                off, n = fast(buf, off, nbytes, out, names, hours, last_ts, Trade, Book, aggressor, sides)
+                records += n
+                self.native_records += n
+                if off >= nbytes:
+                    break
             kind, nslots = buf[off], buf[off + 1]
             records += 1
             try:
@@ -195,6 +221,9 @@ class RecordDecoder:
                     at = off + s_v1 + 2 * (tl + el)
                     date = None if flags & RF_DATE_NULL else _text(bytes(buf[at:at + 2 * dl]))
                     ts = parse_dll_datetime(date)  # type: ignore[arg-type]  # None fails as it does via ctypes
+                    hour = _v1_hour(date)  # type: ignore[arg-type]
+                    if hour is not None and hour[0] not in hours:  # what lets ring_decode.c take the next ones
+                        hour_of(*hour)
                     last_ts[ticker] = ts
                     emit(Trade(ticker, exchange, ts, number, price, qty, volume, buyer, seller,
                                aggressor[trade_type & 0xFF], received, (edit & 0xFFFF) != 0))

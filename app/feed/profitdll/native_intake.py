@@ -9,8 +9,11 @@ one batch, never a backlog.
 
 Waiting: after a batch the thread naps (`nap_s`, records do not wake it), so the DLL's threads never pay for a wake
 system call while data flows; after `IDLE_NAPS` empty naps it sleeps until the next record wakes it (one wake per
-burst). A DLL command wakes it at once either way (`notify`). With `HOLD_DEPTH` events already waiting on the loop
-it leaves the records where they are: an overloaded loop holds a bounded Python backlog.
+burst). The naps run in one C call (`pump_wait`): an empty one costs no GIL and no Python. When the last wait ended
+asleep the flow trickles, so the next wait naps once (`SPARSE_NAPS`) before sleeping: more naps would find nothing
+and cost the thread a timer wake-up each. A DLL command wakes it at once either way (`notify`). With `HOLD_DEPTH`
+events already waiting on the loop it leaves the records where they are: an overloaded loop holds a bounded Python
+backlog.
 
 Which path a session takes is decided once, at open (`choose`): the ring is one per process because a C callback
 has no context pointer, so a second session in the same process gets the ctypes path.
@@ -32,6 +35,7 @@ log = logging.getLogger("app.feed.profitdll")
 ENV_BRIDGE = "HMARL_FEED_BRIDGE"  # what feed.bridge = "auto" means (e.g. to run the test suite on the ctypes path)
 BATCH_RECORDS = 4096  # records per drain: a DLL command queued behind a burst waits for at most this many
 IDLE_NAPS = 5  # empty naps in a row before sleeping until the next record (20 cost 40 % more CPU at 200/s)
+SPARSE_NAPS = 1  # after a wait that ended asleep: records come one at a time, a nap mostly finds nothing
 # events waiting on the loop above which the owner thread leaves records in the ring: an overloaded loop then holds
 # a bounded Python backlog (~1.6 KB an event) and the rest waits as 64-byte records (the ring, then its overflow
 # chain: counted, never dropped). Without it a 20k trades/s flood the loop could not follow grew the bridge's deque
@@ -69,8 +73,8 @@ class NativeIntake:
         self.session = session
         self.ring = native
         self.nap_s = nap_s
-        self.idle = 0
         self.batches = 0
+        self.naps = IDLE_NAPS  # before sleeping: IDLE_NAPS while data flows, SPARSE_NAPS while it trickles
         self.held = 0  # naps taken because the loop had HOLD_DEPTH events waiting
         self.unrouted = 0
         self.callbacks = native  # the C callbacks, under the attribute names of Callbacks
@@ -97,7 +101,7 @@ class NativeIntake:
 
     # -- the owner thread's pump --------------------------------------------------------------------------------
     def pump(self) -> None:
-        """Deliver one batch if there is one, then nap or sleep as the flow allows."""
+        """Deliver one batch if there is one, then nap or sleep as the flow allows (in C, GIL released)."""
         r = self.ring
         bridge = self.session.bridge
         if bridge is not None and bridge.depth >= HOLD_DEPTH:
@@ -109,13 +113,7 @@ class NativeIntake:
             self._deliver(r.decoder.decode(view, nbytes))
             if n >= BATCH_RECORDS or nbytes * 2 > ring.BUFFER_BYTES:
                 return  # more are probably waiting: no nap
-            self.idle = 0
-            r.wait(self.nap_s, records_wake=False)
-        elif self.idle < IDLE_NAPS:
-            self.idle += 1
-            r.wait(self.nap_s, records_wake=False)
-        else:
-            r.wait(IDLE_WAIT_S, records_wake=True)
+        self.naps = SPARSE_NAPS if r.pump_wait(self.nap_s, self.naps, IDLE_WAIT_S) & 4 else IDLE_NAPS
 
     def notify(self) -> None:
         self.ring.notify()

@@ -20,6 +20,7 @@ import msgspec
 
 from app import config as config_mod
 from app.feed.native import ring
+from app.feed.native.ring_records import RecordDecoder
 from app.feed.profitdll import abi, credentials, library
 from app.feed.profitdll.callbacks import Callbacks
 from app.feed.simulator import SimControl, library_path
@@ -59,11 +60,18 @@ def run(trades: int = 20_000, depth_levels: int = 5, flush_add: str = "ends_brac
         assert getattr(dll, setter)(cb) == 0, setter
 
     native_events: list[Any] = []
+    drained: list[bytes] = []  # every batch as drained: decoded again below in Python alone
+
+    def drain() -> list[Any]:
+        view, _, nbytes = native.drain_records()
+        drained.append(bytes(view[:nbytes]))
+        return native.decoder.decode(view, nbytes) if nbytes else []
+
     names: set[str] = set()
     deadline = time.monotonic() + 60
     while not {"MARKET_CONNECTED", "ACTIVATE_VALID"} <= names and time.monotonic() < deadline:
         native.wait(0.05)
-        batch = native.drain_events()
+        batch = drain()
         native_events += batch
         names.update(getattr(e, "name", "") for e in batch)
     subscribed = resolve(["WDO", "WIN"], date(2026, 3, 2)) + ["ZZZ9"]
@@ -73,9 +81,12 @@ def run(trades: int = 20_000, depth_levels: int = 5, flush_add: str = "ends_brac
     time.sleep(stall_s)
     while time.monotonic() < deadline and control.stat("trades_generated") < trades:
         native.wait(0.05)
-        native_events += native.drain_events()
+        native_events += drain()
     dll.DLLFinalize()  # joins the connector thread: every callback has returned
-    native_events += native.drain_all()
+    while drained[-1]:
+        native_events += drain()
+    python = RecordDecoder(native=False)
+    python_events = [e for batch in drained for e in python.decode(memoryview(batch), len(batch))]
 
     plain = [msgspec.structs.replace(e, received_ns=0) for e in native_events]
     expected = [msgspec.structs.replace(e, received_ns=0) for e in ctypes_events]
@@ -87,6 +98,8 @@ def run(trades: int = 20_000, depth_levels: int = 5, flush_add: str = "ends_brac
         kinds[key] = kinds.get(key, 0) + 1
     return {
         "native": len(native_events), "ctypes": len(ctypes_events), "identical": plain == expected,
+        "decoders_identical": python_events == native_events, "python_errors": python.errors,
+        "records_decoded_in_c": native.decoder.native_records, "records": native.decoder.records,
         "first_diff": None if first_diff is None else [repr(plain[first_diff]), repr(expected[first_diff])],
         "native_stamped_first": later, "kinds": kinds,
         "states": sorted({e.name for e in native_events if hasattr(e, "name")}),

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from app.feed.native import ring
+from app.feed.native import ring, ring_records
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(ring.get() is None, reason="native ring not built (no C compiler)")
@@ -29,6 +29,10 @@ def test_native_and_ctypes_paths_yield_identical_events(kwargs):
     r = equivalence(**kwargs)
     assert r["identical"], f"first difference (native, ctypes): {r['first_diff']}"
     assert r["native"] == r["ctypes"]
+    # the records converted by ring_decode.c and the Python decoder alone, on the very same drained bytes
+    assert r["decoders_identical"] and r["python_errors"] == 0
+    if ring_records._native_run is not None:  # built: C took all but the records that need Python (states,
+        assert r["records_decoded_in_c"] >= 0.95 * r["records"]  # first sight of a name or an hour)
     kinds = r["kinds"]
     # every callback took part: V1 and V2 trades, tiny and depth books, states through a reconnect, invalid ticker
     assert kinds["Trade"] >= 2 * 19_000 and kinds["Book.depth"] > 1000 and kinds["Book.tiny"] > 1000
