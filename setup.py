@@ -1,9 +1,11 @@
-"""Builds the native ProfitDLL stand-in, the native callback ring and its record decoder as optional extensions.
+"""Builds the native ProfitDLL stand-in, the native callback ring, its record decoder and the ZMQ batch sender as
+optional extensions.
 
-The first two are plain C shared libraries loaded with ctypes, exactly like the real DLL; the decoder is a CPython
-module (it builds the events). Building them through setuptools' extension machinery means `pip install` compiles
-them wherever a C compiler exists, and still succeeds (with a warning) where none does. Asking for the simulator feed then says clearly that it is missing, and the feed
-falls back to the ctypes callbacks when the ring is missing.
+The first two are plain C shared libraries loaded with ctypes, exactly like the real DLL; the other two are CPython
+modules (they build or read Python objects). Building them through setuptools' extension machinery means
+`pip install` compiles them wherever a C compiler exists, and still succeeds (with a warning) where none does.
+Asking for the simulator feed then says clearly that it is missing; without the others the Python code they
+replace runs (the ctypes callbacks, the Python decoder, pyzmq's sends).
 """
 import sys
 
@@ -15,6 +17,7 @@ CONSEQUENCE = {
     "app.feed.simulator._profitsim": "feed='simulator' will be unavailable",
     "app.feed.native._ring": "the DLL callbacks will run through ctypes (feed.bridge = \"ctypes\")",
     "app.feed.native._decode": "the native ring's records will be converted in Python (slower, the same events)",
+    "app.io._zmq_batch": "ZMQ messages will be sent through pyzmq one frame at a time (slower, the same stream)",
 }
 
 
@@ -44,7 +47,7 @@ class OptionalBuildExt(build_ext):
             print(f"warning: {ext.name} not built ({exc}); {CONSEQUENCE.get(ext.name, '')}", file=sys.stderr)
 
     def get_export_symbols(self, ext):
-        if ext.name == "app.feed.native._decode":  # the one real Python module
+        if ext.name in ("app.feed.native._decode", "app.io._zmq_batch"):  # real Python modules
             return super().get_export_symbols(ext)
         # plain libraries, not Python modules: there is no PyInit_ function for MSVC's linker to export
         return []
@@ -82,5 +85,6 @@ ext_modules.append(
         optional=True,
     )
 )
+ext_modules.append(Extension("app.io._zmq_batch", sources=["app/io/zmq_batch.c"], optional=True))
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

@@ -10,6 +10,7 @@ handed to ZeroMQ. docs/OUTPUTS.md is the contract for subscribers in any languag
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 import weakref
@@ -20,7 +21,7 @@ import zmq
 from app.config import ZmqConfig
 from app.events import (Book, BrokerPosition, Decision, Event, Fill, InvalidTicker, Metric, Order, OrderUpdate,
                         Position, Reward, RiskBreach, RoutingAccount, Signal, State, Trade, TradingResult)
-from app.io import codec
+from app.io import codec, zmq_native
 
 log = logging.getLogger("app.io.zmq")
 
@@ -75,13 +76,17 @@ def _sub_key(event: Event) -> Any:
 # use): a third of the cost of a send on this path, and send_multipart is two of those plus a loop in Python
 _send = zmq.backend.Socket.send
 _SUB_CHECK = 0.001  # seconds between reads of the subscriptions while publishing
+_EAGAIN, _EINTR = zmq.EAGAIN, errno.EINTR  # libzmq's EAGAIN as pyzmq knows it; EINTR is the C runtime's
 
 
 class Publisher:
     """publish() from the loop thread only; start()/close() around it."""
 
-    def __init__(self, cfg: ZmqConfig) -> None:
+    def __init__(self, cfg: ZmqConfig, batch: bool = True) -> None:
         self.cfg = cfg
+        # a whole batch's sends in one C call (app/io/zmq_batch.c), or pyzmq's one frame at a time
+        self._batch = zmq_native.batch_sender() if batch else None
+        self._handle = 0
         self.endpoint = cfg.endpoint
         self._ctx: zmq.Context[Any] | None = None
         self._sock: zmq.Socket[Any] | None = None
@@ -119,6 +124,7 @@ class Publisher:
         # a tcp://...:0 endpoint binds a free port; report the real one
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT) or self.cfg.endpoint
         self._ctx, self._sock = ctx, sock
+        self._handle = sock.underlying
         # if close() is never reached (a crash on the way out), a live socket would make interpreter exit hang in
         # the context's term(): destroy both at garbage collection / exit instead
         self._finalizer = weakref.finalize(self, ctx.destroy, 0)
@@ -154,14 +160,13 @@ class Publisher:
             payloads = codec.encode_batch(events)
         topics = self._topics
         gen = self._sub_gen
-        send = _send
-        more = zmq.SNDMORE | zmq.NOBLOCK
-        noblock = zmq.NOBLOCK
         # codec.with_seq, inlined for the usual fixmap payload: a new header with "v" and "seq", then the rest
         heads, encode_seq, join, with_seq = codec._WITH_V_SEQ, codec._encoder.encode, b"".join, codec.with_seq
         at = codec._AFTER_V
         ticker_types = _TICKER_TYPES
-        sent = unsubscribed = 0
+        frames: list[bytes] = []  # [topic, payload] of every message, handed to ZeroMQ below in one go
+        add = frames.append
+        unsubscribed = 0
         for event, payload in zip(events, payloads):
             t = type(event)
             by_sub = topics.get(t)
@@ -179,24 +184,47 @@ class Publisher:
                 continue
             seq = entry[1] = entry[1] + 1
             head = heads.get(payload[0])
-            try:
-                # [topic, payload] as one message: once the first frame is queued, ZeroMQ queues the second
-                send(sock, entry[0], more)
-                send(sock, join((head, encode_seq(seq), payload[at:])) if head is not None else with_seq(payload, seq),
-                     noblock)
-                sent += 1
-            except zmq.Again:
-                self._dropped += 1
-                if not self._warned_drop:
-                    self._warned_drop = True
-                    log.warning("zmq: a subscriber is not keeping up (queue of %d full); dropping and counting",
-                                self.cfg.hwm)
-            except zmq.ZMQError as err:
-                self._errors += 1
-                if self._errors == 1:
-                    log.error("zmq: send failed: %s", err)
+            add(entry[0])
+            add(join((head, encode_seq(seq), payload[at:])) if head is not None else with_seq(payload, seq))
+        sent = 0
+        if frames:
+            if self._batch is not None:
+                sent, dropped, errors, last = self._batch(self._handle, frames, _EAGAIN, _EINTR)
+                if dropped:
+                    self._drop(dropped)
+                if errors:
+                    self._error(errors, zmq.ZMQError(last))
+            else:
+                sent = self._send_each(sock, frames)
         self._sent += sent + unsubscribed
         self._unsubscribed += unsubscribed
+
+    def _send_each(self, sock: zmq.Socket[Any], frames: list[bytes]) -> int:
+        """pyzmq's sends, message by message: the path without app.io._zmq_batch."""
+        send, more, noblock = _send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK
+        sent = 0
+        for i in range(0, len(frames), 2):
+            try:
+                # [topic, payload] as one message: once the first frame is queued, ZeroMQ queues the second
+                send(sock, frames[i], more)
+                send(sock, frames[i + 1], noblock)
+                sent += 1
+            except zmq.Again:
+                self._drop(1)
+            except zmq.ZMQError as err:
+                self._error(1, err)
+        return sent
+
+    def _drop(self, n: int) -> None:
+        self._dropped += n
+        if not self._warned_drop:
+            self._warned_drop = True
+            log.warning("zmq: a subscriber is not keeping up (queue of %d full); dropping and counting", self.cfg.hwm)
+
+    def _error(self, n: int, err: zmq.ZMQError) -> None:
+        if self._errors == 0:
+            log.error("zmq: send failed: %s", err)
+        self._errors += n
 
     def _entry(self, event: Event) -> list[Any]:
         """[topic bytes, seq, subscription generation, wanted]: one per topic, shared by the types published under it

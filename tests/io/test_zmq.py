@@ -6,11 +6,13 @@ import sys
 import time
 
 import msgspec
+import pytest
 import zmq
 import zmq.asyncio
 
 from app.config import ZmqConfig
 from app.events import SCHEMA_VERSION
+from app.io import zmq_native
 from app.io.zmq_publisher import Publisher, topic_of
 from tests.conftest import ROOT
 from tests.io.samples import one_of_each, trade
@@ -38,9 +40,23 @@ async def subscriber(endpoint: str, prefix: bytes = b"", hwm: int = 0):
         ctx.destroy(0)  # also on a failed assertion: a live socket would hang interpreter exit
 
 
+BATCH = [True]  # the send path of the tests that take the `send_path` fixture
+
+
+@pytest.fixture(params=["batch", "pyzmq"])
+def send_path(request):
+    """Both ways to hand messages to ZeroMQ: app/io/zmq_batch.c in one call per batch, pyzmq per frame."""
+    if request.param == "batch" and zmq_native.batch_sender() is None:
+        pytest.skip("app.io._zmq_batch not built (no C compiler)")
+    BATCH[0] = request.param == "batch"
+    yield request.param
+    BATCH[0] = True
+
+
 @contextlib.asynccontextmanager
 async def publisher(**kw):
-    pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", **kw))
+    pub = Publisher(ZmqConfig(endpoint="tcp://127.0.0.1:0", **kw), batch=BATCH[0])
+    assert (pub._batch is not None) == BATCH[0]
     await pub.start()
     try:
         yield pub
@@ -59,7 +75,7 @@ async def _wait_subscribed(pub: Publisher, sub: zmq.asyncio.Socket, ticker: str 
     raise AssertionError("subscriber never connected")
 
 
-def test_a_subscriber_receives_every_topic_with_the_documented_frames():
+def test_a_subscriber_receives_every_topic_with_the_documented_frames(send_path):
     async def main():
         async with publisher() as pub, subscriber(pub.endpoint) as sub:
             await _wait_subscribed(pub, sub)
@@ -80,7 +96,7 @@ def test_a_subscriber_receives_every_topic_with_the_documented_frames():
     assert stats["dropped"] == 0 and stats["sent"] >= len(events)
 
 
-def test_per_topic_seq_lets_a_subscriber_count_what_it_missed():
+def test_per_topic_seq_lets_a_subscriber_count_what_it_missed(send_path):
     async def main():
         async with publisher() as pub, subscriber(pub.endpoint, b"trade.WINZ26") as sub:
             await _wait_subscribed(pub, sub, "WINZ26XX")
@@ -91,7 +107,7 @@ def test_per_topic_seq_lets_a_subscriber_count_what_it_missed():
     assert asyncio.run(main()) == [1, 2, 3, 4, 5]
 
 
-def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted():
+def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted(send_path):
     async def main():
         async with publisher(hwm=1000) as pub, subscriber(pub.endpoint, hwm=1000) as sub:
             await _wait_subscribed(pub, sub)
@@ -127,7 +143,7 @@ def test_a_stalled_subscriber_never_stalls_the_loop_and_drops_are_counted():
     assert slowest < 0.25 and max_lag < 0.25
 
 
-def test_no_subscriber_at_all_is_fine():
+def test_no_subscriber_at_all_is_fine(send_path):
     async def main():
         async with publisher(hwm=10) as pub:
             pub.publish([trade(i) for i in range(10_000)])
@@ -174,7 +190,7 @@ def test_tail_human_lines():
     assert "trade.WDOZ26" in line and "5001.5" in line and "x4" in line and "buy" in line
 
 
-def test_topics_nobody_subscribed_to_are_not_sent_and_take_no_seq():
+def test_topics_nobody_subscribed_to_are_not_sent_and_take_no_seq(send_path):
     """ZeroMQ would discard them anyway: the publisher does not hand them over, still counts them as sent, and a
     topic's "seq" counts what a subscriber could have received, so it stays gap-free."""
     from app.events import InvalidTicker, State
