@@ -77,7 +77,7 @@ class App:
             return
         replay = self.replay_path is not None
         if self.cfg.execution.mode == "live":
-            from app.pipeline import new_run_id
+            from app.run_files import new_run_id
 
             if replay:  # a recorded live run: the same live executors, fills from its routing journal
                 from app.execution.journal_link import JournalLink
@@ -302,7 +302,7 @@ def initial_state_of(replay_path: str | None) -> dict[str, Any] | None:
     """The learned state a recorded run started from (None: start fresh)."""
     import msgspec
 
-    from app.pipeline import INITIAL_STATE_FILE
+    from app.run_files import INITIAL_STATE_FILE
 
     f = run_file(replay_path, INITIAL_STATE_FILE)
     return (msgspec.msgpack.decode(f.read_bytes()) or None) if f else None
@@ -312,7 +312,7 @@ def recorded_config(replay_path: str | None, overrides: dict[str, Any]) -> Confi
     """The configuration a recorded run used, with `overrides` applied (None when it was not kept)."""
     import msgspec
 
-    from app.pipeline import CONFIG_FILE
+    from app.run_files import CONFIG_FILE
 
     f = run_file(replay_path, CONFIG_FILE)
     if f is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from collections import deque
 from pathlib import Path
@@ -27,49 +26,16 @@ from app.events import Decision, Event, InputEvent, Metric, OrderUpdate
 from app.hierarchy import Hierarchy, LiveFactory
 from app.io.codec import encode_batch
 from app.metrics import LatencyHistogram
+from app.run_files import (CONFIG_FILE, INITIAL_STATE_FILE, STATE_NAME, SUMMARY_FILE, VALKEY_COMPLETE_FILE,
+                           decision_fingerprint, masked_config, new_run_id)
 
 log = logging.getLogger("app.pipeline")
 
-STATE_NAME = "hierarchy"
-# beside a run's journal: what replay and the report start from, and what the run measured live
-INITIAL_STATE_FILE = "initial_state.msgpack"
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"
-VALKEY_COMPLETE_FILE = "valkey.complete"  # every input event of the run is in Valkey (app.io.earlier_runs)
-_digest_encoder = msgspec.msgpack.Encoder()
 _RESERVE_S = 1.0  # of the stop bound, kept for closing files and stopping the embedded server
-
-
-def decision_fingerprint(d: Decision) -> bytes:
-    """Everything a decision says except its wall-clock latency: what two replays must agree on."""
-    return _digest_encoder.encode((d.ticker, d.ts, d.target, d.regime, d.weights, d.signals, d.reason, d.trade_id))
 
 
 class LearnedStateError(Exception):
     """The saved learned state cannot be restored; the message says how to start anyway."""
-
-
-def masked_config(cfg: Config) -> dict[str, Any]:
-    """The settings as kept beside the journal: a password in the Valkey URL never reaches a file."""
-    from app.io.valkey_server import mask_url
-
-    data = msgspec.to_builtins(cfg)
-    data["valkey"]["url"] = mask_url(cfg.valkey.url)
-    return data
-
-
-_issued: set[str] = set()
-
-
-def new_run_id(prefix: str = "run") -> str:
-    """Time and pid; a second run started within the same second in this process gets a suffix."""
-    base = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    run_id, n = base, 1
-    while run_id in _issued:
-        n += 1
-        run_id = f"{base}-{n}"
-    _issued.add(run_id)
-    return run_id
 
 
 class Pipeline:

@@ -21,7 +21,7 @@ from app.app import initial_state_of, recorded_config, run_file
 from app.cli import EXIT_FEED, EXIT_OK
 from app.events import Decision, Fill, Position, Trade
 from app.hierarchy import Hierarchy
-from app.pipeline import SUMMARY_FILE, decision_fingerprint
+from app.run_files import SUMMARY_FILE, decision_fingerprint
 
 NAME = "report"
 HELP = "write PNG charts and a markdown summary of a run (default: the latest run)"
