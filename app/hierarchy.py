@@ -13,112 +13,17 @@ every strategy sees exactly the same signals, fills and costs.
 """
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any, Callable
 
-from app.feed.clock import now_ns
-from app.agents.base import BaseSpecialist, MarketState, Ring, root_of, session_day
-from app.agents.registry import build
+from app.agents.base import session_day, session_span
 from app.config import Config
-from app.coordination.coordinator import ActiveSignals, Coordinator
-from app.coordination.experts import agent_of, expert_name
-from app.coordination.learner import FLAT, Learner
-from app.coordination.policies import LearnedPolicy, Policy
-from app.coordination.regime import RegimeClassifier
+from app.coordination.policies import Policy
+from app.feed.clock import now_ns
 from app.events import (Book, Decision, Event, InputEvent, InvalidTicker, Order, OrderUpdate, Reward, RiskBreach, Signal,
                         Trade)
-from app.execution.contracts import ContractSpec, spec_for
-from app.execution.paper import PaperExecutor
-from app.execution.risk import RiskGate
-
-# (ticker, its contract) -> the executor of the coordinator's lane when orders are routed live (app.execution.live)
-LiveFactory = Callable[[str, ContractSpec], PaperExecutor]
-
-_DEFAULT_TICK = {"WDO": 0.5, "DOL": 0.5, "WIN": 5.0, "IND": 5.0}
-
-
-class Lane:
-    """One strategy on one ticker: weights -> target -> risk -> paper fills."""
-
-    __slots__ = ("name", "policy", "executor", "risk", "target", "blend", "decisions", "emit")
-
-    def __init__(self, name: str, policy: Policy, executor: PaperExecutor | None, risk: RiskGate, emit: bool) -> None:
-        self.name = name
-        self.policy = policy
-        self.executor = executor
-        self.risk = risk
-        self.target = 0
-        self.blend = 0.0
-        self.decisions = 0
-        self.emit = emit
-
-
-class Desk:
-    """Everything the hierarchy keeps for one ticker."""
-
-    def __init__(self, ticker: str, cfg: Config, spec: ContractSpec | None, shadows: dict[str, Policy],
-                 live: LiveFactory | None = None) -> None:
-        self.ticker = ticker
-        self.spec = spec
-        tick = spec.tick if spec else _DEFAULT_TICK.get(root_of(ticker), 0.01)
-        self.market = MarketState(ticker, tick, cfg.execution.min_spread_ticks)
-        acfg = cfg.agents
-        self.specialists = [build(entry, self.market, acfg) for entry in acfg.enabled]
-        self.book_listeners = [s for s in self.specialists if type(s).on_book is not BaseSpecialist.on_book]
-        # the expert pool: each specialist followed and (contrarian) faded, at each multiple of its horizon
-        coord = cfg.coordination
-        self.experts: list[str] = []
-        self.horizons: list[int] = []  # per expert (flat excluded)
-        self.sign: list[float] = []  # +1 follow, -1 fade
-        self.of_agent: dict[str, list[int]] = {}  # specialist name -> its expert indices
-        self.follow: dict[str, int] = {}  # specialist name -> "<name>@<own horizon>"
-        self.fade: dict[str, int] = {}  # specialist name -> "<name>@<own horizon>:fade"
-        for s in self.specialists:
-            idx = self.of_agent[s.name] = []
-            for m in coord.horizons:
-                for sign in ((1.0, -1.0) if coord.contrarian else (1.0,)):
-                    i = len(self.experts)
-                    self.experts.append(expert_name(s.name, s.horizon * m, fade=sign < 0))
-                    self.horizons.append(s.horizon * m)
-                    self.sign.append(sign)
-                    idx.append(i)
-                    if m == 1:
-                        (self.follow if sign > 0 else self.fade)[s.name] = i
-        self.experts.append(FLAT)
-        self.index = {name: i for i, name in enumerate(self.experts)}
-        self.max_h = max(self.horizons) if self.horizons else 1
-        self.regime = RegimeClassifier(self.market, cfg.coordination.regime)
-        slip = cfg.execution.slippage_ticks
-        self.slip_cost = 2.0 * slip * (spec.tick_value if spec else 0.0)
-        self.fee_rt = 2.0 * spec.fee if spec else 0.0
-        self.pv = spec.point_value if spec else 0.0
-        scale = spec.round_trip_cost(slippage_ticks=slip) if spec else 1.0
-        self.learner = Learner(self.experts, cfg.coordination.learner, scale)
-        self.coordinator = Coordinator(self.experts, cfg.coordination)
-        self.active = ActiveSignals(len(self.horizons))
-        self.mids = Ring(self.max_h + 2)
-        self.spreads = Ring(self.max_h + 2)
-        # signals wait here until their experts' horizon has passed, one queue per horizon, so each expert is
-        # scored (and the learner updated) as soon as its own outcome is known
-        # the learner sees P&L per unit of its horizon's noise: a move over m times the horizon has ~sqrt(m) times
-        # the spread, and unscaled it would dominate the shared learning rate and slow learning for every expert
-        base = {s.name: s.horizon for s in self.specialists}
-        self.norm = [math.sqrt(base[agent_of(e)] / h) for e, h in zip(self.experts, self.horizons)]
-        self.group_h = sorted(set(self.horizons))
-        self.group_of = [self.group_h.index(h) for h in self.horizons]
-        self.pending: list[deque[tuple]] = [deque() for _ in self.group_h]
-
-        def lane(name: str, policy: Policy, emit: bool, ex: PaperExecutor | None = None) -> Lane:
-            if ex is None and spec:
-                ex = PaperExecutor(ticker, spec, slip)
-            return Lane(name, policy, ex, RiskGate(cfg.risk), emit)
-
-        # live: the coordinator's lane routes real orders; the baselines beside it stay on paper
-        self.main = lane("coordinator", LearnedPolicy(), True, live(ticker, spec) if live and spec else None)
-        self.lanes = [self.main] + [lane(name, p, False) for name, p in shadows.items()]
-        self.counts = {"trades": 0, "books": 0, "signals": 0, "decisions": 0, "orders": 0, "fills": 0,
-                       "rewards": 0, "breaches": 0}
+from app.desk import Desk, Lane, LiveFactory
+from app.execution.contracts import spec_for
 
 
 class Hierarchy:
@@ -184,14 +89,18 @@ class Hierarchy:
         d = self.desks.get(t.ticker) or self.desk(t.ticker)
         m = d.market
         out: list[Event] = []
-        day = session_day(t.ts)
-        if day != m.day:
-            self._new_day(d, day)
+        ts = t.ts
+        lo, hi = d.day_span
+        if not lo <= ts < hi:
+            day = session_day(ts)
+            if day != m.day:
+                self._new_day(d, day)
+            d.day_span = session_span(day)
         m.on_trade(t)
         n = m.n_trades
         d.counts["trades"] += 1
-        d.mids.push(m.mid)
-        d.spreads.push(m.spread)
+        k = n % len(d.mids)
+        d.mids[k], d.spreads[k] = m.mid, m.spread
 
         for lane in d.lanes:  # orders that waited for a trade because there was no book
             ex = lane.executor
@@ -199,7 +108,7 @@ class Hierarchy:
                 for f in ex.on_trade(t):
                     if lane.emit:
                         out.append(f)
-                        out.append(ex.position_event(t.ts, m.mid, t.trade_id))
+                        out.append(ex.position_event(ts, m.mid, t.trade_id))
                         d.counts["fills"] += 1
 
         sigs: list[Signal] | None = None
@@ -210,7 +119,7 @@ class Hierarchy:
                     sigs = [sig]
                 else:
                     sigs.append(sig)
-        regime = d.regime.on_trade(t.ts)
+        regime = d.regime.on_trade(ts)
 
         for queue in d.pending:
             if queue and queue[0][0] <= n:
@@ -220,22 +129,26 @@ class Hierarchy:
         if sigs is not None:
             out.extend(sigs)
             d.counts["signals"] += len(sigs)
-            of_agent, horizons, signs, group_of = d.of_agent, d.horizons, d.sign, d.group_of
-            per: list[Any] = [None] * len(d.group_h)
+            # ActiveSignals.add inlined over each group of experts (they share one horizon, so one expiry)
+            values, expiry, nxt = active.values, active.expiry, active.next_expiry
+            fan, tid, mid, spread, many = d.fan, t.trade_id, m.mid, m.spread, len(sigs) > 1
             for sig in sigs:
                 v = sig.direction * sig.confidence
-                for i in of_agent[sig.agent]:
-                    vi = signs[i] * v
-                    active.add(i, vi, n, horizons[i])
-                    g = group_of[i]
-                    both = per[g]
-                    if both is None:
-                        both = per[g] = ([], [])
-                    both[0].append(i)
-                    both[1].append(vi)
-            for g, both in enumerate(per):
-                if both is not None:
-                    d.pending[g].append((n + d.group_h[g], n, t.trade_id, regime, both[0], both[1], m.mid, m.spread))
+                for queue, h, idx, signs in fan[sig.agent]:
+                    e = n + h
+                    vals = [sg * v for sg in signs]
+                    for i, vi in zip(idx, vals):
+                        values[i] = vi
+                        expiry[i] = e
+                    if e < nxt:
+                        nxt = e
+                    last = queue[-1] if many and queue else None
+                    if last is not None and last[1] == n:  # an earlier signal of this trade: one entry per group
+                        last[5].extend(vals)
+                        queue[-1] = last[:4] + (last[4] + idx,) + last[5:]
+                    else:
+                        queue.append((e, n, tid, regime, idx, vals, mid, spread))
+            active.next_expiry = nxt
         expired = active.expire(n) if n >= active.next_expiry else False
         if sigs is not None or expired or (self._kill and d.main.executor is not None and d.main.executor.qty):
             for lane in d.lanes:
@@ -245,16 +158,16 @@ class Hierarchy:
     # ------------------------------------------------------------------------------------------------- learning
     def _score(self, d: Desk, queue: deque, n: int, t: Trade, out: list[Event]) -> None:
         """Counterfactual P&L, net of costs, of every expert whose horizon ended at this trade."""
-        mids, spreads = d.mids, d.spreads
+        mids, spreads, size = d.mids, d.spreads, len(d.mids)
         pv, fee_rt, slip = d.pv, d.fee_rt, d.slip_cost
         experts, horizons, norm = d.experts, d.horizons, d.norm
         while queue and queue[0][0] <= n:
             _, n0, trade_id, regime, idx, vals, mid0, spread0 = queue.popleft()
             rewards: dict[int, float] = {}
             for i, v in zip(idx, vals):
-                back = n - (n0 + horizons[i])
-                mid_h = mids.ago(back)
-                spread_h = spreads.ago(back)
+                k = (n0 + horizons[i]) % size  # the trade the horizon ended at (n itself while size > max_h)
+                mid_h = float(mids[k])  # float(): the Ring these replaced stored float64
+                spread_h = float(spreads[k])
                 cost = (0.5 * (spread0 + spread_h) * pv + fee_rt + slip) * (v if v >= 0 else -v)
                 r = v * (mid_h - mid0) * pv - cost
                 rewards[i] = r * norm[i]

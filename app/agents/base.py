@@ -10,17 +10,43 @@ float, which is several times faster than numpy scalar access on the hot path.
 """
 from __future__ import annotations
 
+from datetime import date
 from typing import Protocol
 
 import numpy as np
 
 from app.events import Book, Signal, Trade
 from app.feed.b3time import DAY_NS, NS, SESSION_OPEN_NS, local_minute, session_day  # noqa: F401  (re-exported)
+from app.feed.b3time import local_to_ns
 
 
 def root_of(ticker: str) -> str:
     """WDOZ26, WDOFUT, WDO -> WDO."""
     return ticker[:3]
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _open_ns(day: int) -> int:
+    d = date.fromordinal(_EPOCH_ORDINAL + day)
+    return local_to_ns(d.year, d.month, d.day, 9, 0, 0)
+
+
+def session_span(day: int) -> tuple[int, int]:
+    """[first, last + 1) ns of session day `day`, so a trade needs one range check instead of `session_day`.
+
+    Each bound is checked against `session_day` itself: (0, 0), which matches nothing and so falls back to
+    `session_day` on every trade, if either disagrees. Inside the bounds `session_day` is `day` because it never
+    decreases (B3's clocks change at local midnight, hours away from the 09:00 open)."""
+    try:
+        lo, hi = _open_ns(day), _open_ns(day + 1)
+    except (ValueError, OverflowError, OSError):
+        return 0, 0
+    if session_day(lo - 1) == day - 1 and session_day(lo) == day and session_day(hi - 1) == day \
+            and session_day(hi) == day + 1:
+        return lo, hi
+    return 0, 0
 
 
 class Ring:
@@ -50,21 +76,22 @@ class Ring:
         mv[pos] = x
         pos += 1
         if pos == self.size:
-            pos = 0
             self.pos = 0
-            if self.count < self.size:
-                self.count += 1
+            self.count = pos
             self.total = float(self.data.sum())
             return old
         self.pos = pos
-        if self.count < self.size:
-            self.count += 1
+        if self.count < pos:  # the first lap: count is the write position
+            self.count = pos
         self.total += x - old
         return old
 
     def ago(self, k: int) -> float:
         """The value pushed k pushes ago (0 = the last one); 0.0 before anything was pushed there."""
-        return self._mv[(self.pos - 1 - k) % self.size]
+        try:  # a negative index in [-size, -1] is the modulo's slot: no modulo for any k in the window
+            return self._mv[self.pos - 1 - k]
+        except IndexError:
+            return self._mv[(self.pos - 1 - k) % self.size]
 
     @property
     def full(self) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from app.agents.base import BaseSpecialist, MarketState, sign_of
+from app.agents.base import BaseSpecialist, MarketState
 from app.config import FootprintConfig
 from app.events import Signal, Trade
 
@@ -60,32 +60,48 @@ class Footprint(BaseSpecialist):
 
     # ------------------------------------------------------------------------------------------------ updates
     def on_trade(self, t: Trade) -> Signal | None:
+        # _add and the window update written out in place: this runs on every trade, and calls cost more than the
+        # arithmetic (the same operations on the same values; the bar and the window are independent of each other)
         self._n += 1
-        s = sign_of(t.aggressor)
+        a = t.aggressor
+        s = 1 if a == "buy" else -1 if a == "sell" else 0
         k = int(round(t.price * self._inv_tick))
         q = float(t.qty)
-        _add(self.cur, k, s, q, 1)
+        win = self.win
+        trades = self._wtrades
+        if len(trades) == self.cfg.window_trades:  # the oldest trade leaves the window
+            ok, os_, oq = trades.popleft()
+            old = _add(win, ok, os_, -oq, -1)
+            if old[0] <= 0.0 and old[1] <= 0.0 and old[2] <= 0 and old[3] <= 0:
+                del win[ok]
+            self._wvol -= oq
+            self._wdelta -= os_ * oq
+        trades.append((k, s, q))
+        row = self.cur.get(k)
+        if row is None:
+            row = self.cur[k] = [0.0, 0.0, 0, 0]
+        w = win.get(k)
+        if w is None:  # a level can be absent even with trades in the window: crosses add nothing to its row
+            w = win[k] = [0.0, 0.0, 0, 0]
+        if s > 0:
+            row[0] += q
+            row[2] += 1
+            w[0] += q
+            w[2] += 1
+        elif s < 0:
+            row[1] += q
+            row[3] += 1
+            w[1] += q
+            w[3] += 1
         self.bar_delta += s * q
         self._n_bar += 1
-        self._window(k, s, q)
+        self._wvol += q
+        self._wdelta += s * q
+
         sig = self._check(t, s, k) if s else None
         if self._n_bar >= self.cfg.bar_trades:
             self._close_bar()
         return sig
-
-    def _window(self, k: int, s: int, q: float) -> None:
-        trades = self._wtrades
-        if len(trades) == self.cfg.window_trades:  # the oldest trade leaves the window
-            ok, os_, oq = trades.popleft()
-            row = _add(self.win, ok, os_, -oq, -1)
-            if row[0] <= 0.0 and row[1] <= 0.0 and row[2] <= 0 and row[3] <= 0:
-                del self.win[ok]
-            self._wvol -= oq
-            self._wdelta -= os_ * oq
-        trades.append((k, s, q))
-        _add(self.win, k, s, q, 1)
-        self._wvol += q
-        self._wdelta += s * q
 
     def _close_bar(self) -> None:
         cur = self.cur
@@ -100,27 +116,23 @@ class Footprint(BaseSpecialist):
         self.bar_delta = 0.0
 
     # ------------------------------------------------------------------------------------------------- checks
-    def _level(self, k: int) -> tuple:
-        row = self.win.get(k)
-        return _EMPTY if row is None else row
-
     def _stack(self, k: int, s: int, min_vol: float) -> int:
         """Consecutive imbalanced levels starting at k and going against s (down for buys, up for sells)."""
         ratio = self.cfg.imbalance_ratio
         limit = self.cfg.stack_min + 3
         n = 0
-        level = self._level
+        level = self.win.get  # with _EMPTY as the default: no call per level
         if s > 0:
             while n < limit:
-                v = level(k)[0]
-                if v < min_vol or v < ratio * level(k - 1)[1]:
+                v = level(k, _EMPTY)[0]
+                if v < min_vol or v < ratio * level(k - 1, _EMPTY)[1]:
                     break
                 n += 1
                 k -= 1
         else:
             while n < limit:
-                v = level(k)[1]
-                if v < min_vol or v < ratio * level(k + 1)[0]:
+                v = level(k, _EMPTY)[1]
+                if v < min_vol or v < ratio * level(k + 1, _EMPTY)[0]:
                     break
                 n += 1
                 k += 1
@@ -128,7 +140,7 @@ class Footprint(BaseSpecialist):
 
     def _check(self, t: Trade, s: int, k: int) -> Signal | None:
         cfg = self.cfg
-        lv = self._level(k)
+        lv = self.win.get(k, _EMPTY)
         self.level_delta = lv[0] - lv[1]
         min_vol = cfg.min_level_volume * (self.market.mean_qty or 1.0)
         n = self._stack(k, s, min_vol)

@@ -11,7 +11,7 @@ alone, |ofi| at ofi_trigger_window >= ofi_trigger once that window is full (re-a
 """
 from __future__ import annotations
 
-from app.agents.base import BaseSpecialist, MarketState, Ring, sign_of
+from app.agents.base import BaseSpecialist, MarketState
 from app.config import OrderFlowConfig
 from app.events import Signal, Trade
 
@@ -24,8 +24,14 @@ class OrderFlow(BaseSpecialist):
         self.cfg = cfg
         self.windows = sorted(set(cfg.ofi_windows))
         size = self.windows[-1]
-        self._signed = Ring(size)
-        self._abs = Ring(size)
+        # the last `size` trades' signed and absolute sizes, slot = trade count % size: plain lists, as the sums per
+        # window are kept here and no Ring total is ever read (floats in, the same floats out)
+        self._size = size
+        self._signed = [0.0] * size
+        self._abs = [0.0] * size
+        self._pos = 0
+        self._count = 0
+        self._wi = tuple(enumerate(self.windows))
         self._sum_s = [0.0] * len(self.windows)
         self._sum_a = [0.0] * len(self.windows)
         self._trig_i = self.windows.index(cfg.ofi_trigger_window)
@@ -47,19 +53,25 @@ class OrderFlow(BaseSpecialist):
         return self._sum_s[i] / a if a > 0 else 0.0
 
     def on_trade(self, t: Trade) -> Signal | None:
-        s = sign_of(t.aggressor)
+        a = t.aggressor  # sign_of inlined
+        s = 1 if a == "buy" else -1 if a == "sell" else 0
         q = float(t.qty)
         xs = s * q
         xa = q if s else 0.0  # crosses and auctions carry no aggression: they do not dilute the imbalance
         self.delta = xs
         self.cum_delta += xs
-        sig_ring, abs_ring = self._signed, self._abs
+        signed, absolute = self._signed, self._abs
         sum_s, sum_a = self._sum_s, self._sum_a
-        for i, w in enumerate(self.windows):
-            sum_s[i] += xs - sig_ring.ago(w - 1)
-            sum_a[i] += xa - abs_ring.ago(w - 1)
-        sig_ring.push(xs)
-        abs_ring.push(xa)
+        pos = self._pos
+        for i, w in self._wi:  # pos - w: the slot of the trade leaving window w (a negative index wraps)
+            sum_s[i] += xs - signed[pos - w]
+            sum_a[i] += xa - absolute[pos - w]
+        signed[pos] = xs
+        absolute[pos] = xa
+        pos += 1
+        self._pos = 0 if pos == self._size else pos
+        if self._count < pos:
+            self._count = pos
         if s == 0:
             return None
 
@@ -86,7 +98,7 @@ class OrderFlow(BaseSpecialist):
             conf = 0.6 + 0.1 * (self.run_levels - cfg.sweep_min_levels) + 0.3 * (agree if agree > 0 else 0.0)
             return self.signal(t, float(s), conf, self.features())
 
-        if self._signed.count < self._trig_w:  # not enough trades for the window yet
+        if self._count < self._trig_w:  # not enough trades for the window yet
             return None
         a = sum_a[self._trig_i]
         ofi = sum_s[self._trig_i] / a if a > 0 else 0.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from app.agents.base import NS, BaseSpecialist, MarketState, Ring, sign_of
+from app.agents.base import NS, BaseSpecialist, MarketState, Ring
 from app.config import TapeConfig
 from app.events import Signal, Trade
 
@@ -27,7 +27,10 @@ class Tape(BaseSpecialist):
         super().__init__(market, cfg.horizon)
         self.cfg = cfg
         self._t0: int | None = None
-        self._times = Ring(max(cfg.rate_short, cfg.rate_long) + 1)
+        # exchange times of the last rate_long + 1 trades (slot = trade count % size) for the rates; no total read,
+        # so a plain list
+        self._tsize = max(cfg.rate_short, cfg.rate_long) + 1
+        self._times = [0.0] * self._tsize
         self._logs = Ring(cfg.size_window)
         self._logs2 = Ring(cfg.size_window)
         self._sides10 = Ring(10)
@@ -48,12 +51,14 @@ class Tape(BaseSpecialist):
             self._t0 = t.ts
         now = (t.ts - self._t0) / NS
         times = self._times
-        times.push(now)
-        if times.count > cfg.rate_short:
-            dt = now - times.ago(cfg.rate_short)
+        size = self._tsize
+        pos = (n - 1) % size  # n - 1 earlier pushes
+        times[pos] = now
+        if n > cfg.rate_short:
+            dt = now - times[pos - cfg.rate_short]
             self.rate_short = cfg.rate_short / dt if dt > 0 else self.rate_short
-        if times.count > cfg.rate_long:
-            dt = now - times.ago(cfg.rate_long)
+        if n > cfg.rate_long:
+            dt = now - times[pos - cfg.rate_long]
             self.rate_long = cfg.rate_long / dt if dt > 0 else self.rate_long
             if self.rate_long > 0:
                 self.accel = self.rate_short / self.rate_long - 1.0
@@ -68,8 +73,9 @@ class Tape(BaseSpecialist):
         logs.push(x)
         logs2.push(x * x)
 
-        s = sign_of(t.aggressor)
-        self._sides10.push(float(s))
+        a = t.aggressor  # sign_of inlined, as is float(s)
+        s = 1 if a == "buy" else -1 if a == "sell" else 0
+        self._sides10.push(1.0 if s > 0 else -1.0 if s < 0 else 0.0)
         if s == 0:
             self._run = 0
             return None

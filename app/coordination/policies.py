@@ -13,7 +13,7 @@ from app.coordination.learner import FLAT
 
 if TYPE_CHECKING:
     from app.events import Trade
-    from app.hierarchy import Desk
+    from app.desk import Desk
 
 
 class Policy(Protocol):

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from app.agents.base import NS, MarketState, Ring, local_minute, session_day
+from app.agents.base import NS, MarketState, Ring, local_minute, session_day, session_span
 
 
 def test_ring_keeps_the_last_values_and_their_running_sum():
@@ -29,6 +29,13 @@ def test_ring_mean_before_full_uses_only_what_was_pushed():
     r.push(2.0)
     r.push(4.0)
     assert r.count == 2 and r.mean() == 3.0 and not r.full
+
+
+def test_ring_ago_beyond_the_window_wraps_like_a_modulo():
+    r = Ring(4)
+    for x in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0):
+        r.push(x)
+    assert [r.ago(k) for k in (0, 3, 4, 7, 9, -1)] == [6.0, 3.0, 6.0, 3.0, 5.0, 3.0]
 
 
 def utc(y, mo, d, h, mi=0):
@@ -151,3 +158,15 @@ def test_a_book_overrides_the_tape_spread_and_its_loss_restores_it():
     assert m.has_book and m.spread == 5.0
     m.on_book(Book(ticker="WINZ18", ts=2, side="ask", levels=(), received_ns=0))
     assert not m.has_book and m.spread == pytest.approx(10.0)
+
+
+def test_session_span_holds_exactly_the_instants_of_its_session_day_across_dst_switches():
+    # the hierarchy skips session_day for trades inside the span: its bounds must be session_day's own
+    for first in (utc(2018, 11, 1, 0), utc(2019, 2, 13, 0), utc(2024, 3, 1, 0)):
+        for k in range(8):
+            day = session_day(first + k * 86_400 * NS)
+            lo, hi = session_span(day)
+            assert lo < hi
+            assert session_day(lo - 1) == day - 1 and session_day(lo) == day
+            assert session_day(hi - 1) == day and session_day(hi) == day + 1
+            assert all(session_day(ts) == day for ts in range(lo, hi, 433 * NS))
