@@ -9,11 +9,11 @@ one batch, never a backlog.
 
 Waiting: after a batch the thread naps (`nap_s`, records do not wake it), so the DLL's threads never pay for a wake
 system call while data flows; after `IDLE_NAPS` empty naps it sleeps until the next record wakes it (one wake per
-burst). The naps run in one C call (`pump_wait`): an empty one costs no GIL and no Python. When the last wait ended
-asleep the flow trickles, so the next wait naps once (`SPARSE_NAPS`) before sleeping: more naps would find nothing
-and cost the thread a timer wake-up each. A DLL command wakes it at once either way (`notify`). With `HOLD_DEPTH`
-events already waiting on the loop it leaves the records where they are: an overloaded loop holds a bounded Python
-backlog.
+burst). The naps run in one C call (`pump_wait`): an empty one costs no GIL and no Python. When the last wait slept
+for milliseconds the flow trickles, so the next wait naps once (`SPARSE_NAPS`) before sleeping: more naps would find
+nothing and cost the thread a timer wake-up each. A DLL command wakes it at once either way (`notify`). With
+`HOLD_DEPTH` events already waiting on the loop it leaves the records where they are: an overloaded loop holds a
+bounded Python backlog.
 
 Which path a session takes is decided once, at open (`choose`): the ring is one per process because a C callback
 has no context pointer, so a second session in the same process gets the ctypes path.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from app.feed.base import FeedError
@@ -35,7 +36,11 @@ log = logging.getLogger("app.feed.profitdll")
 ENV_BRIDGE = "HMARL_FEED_BRIDGE"  # what feed.bridge = "auto" means (e.g. to run the test suite on the ctypes path)
 BATCH_RECORDS = 4096  # records per drain: a DLL command queued behind a burst waits for at most this many
 IDLE_NAPS = 5  # empty naps in a row before sleeping until the next record (20 cost 40 % more CPU at 200/s)
-SPARSE_NAPS = 1  # after a wait that ended asleep: records come one at a time, a nap mostly finds nothing
+# after a wait that slept SPARSE_AFTER_S or more: records come one at a time, a nap mostly finds nothing (at 200
+# trades/s the owner thread's CPU went from 3.0 to 2.4 % of a core); shorter waits keep IDLE_NAPS, so at 1k trades/s
+# and up the DLL's threads still find the consumer napping, not asleep (no wake system call in their callback)
+SPARSE_NAPS = 1
+SPARSE_AFTER_S = 0.002
 # events waiting on the loop above which the owner thread leaves records in the ring: an overloaded loop then holds
 # a bounded Python backlog (~1.6 KB an event) and the rest waits as 64-byte records (the ring, then its overflow
 # chain: counted, never dropped). Without it a 20k trades/s flood the loop could not follow grew the bridge's deque
@@ -113,7 +118,9 @@ class NativeIntake:
             self._deliver(r.decoder.decode(view, nbytes))
             if n >= BATCH_RECORDS or nbytes * 2 > ring.BUFFER_BYTES:
                 return  # more are probably waiting: no nap
-        self.naps = SPARSE_NAPS if r.pump_wait(self.nap_s, self.naps, IDLE_WAIT_S) & 4 else IDLE_NAPS
+        t0 = time.perf_counter()
+        slept = r.pump_wait(self.nap_s, self.naps, IDLE_WAIT_S) & 4
+        self.naps = SPARSE_NAPS if slept and time.perf_counter() - t0 >= SPARSE_AFTER_S else IDLE_NAPS
 
     def notify(self) -> None:
         self.ring.notify()
