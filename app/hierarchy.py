@@ -20,8 +20,8 @@ from app.agents.base import session_day, session_span
 from app.config import Config
 from app.coordination.policies import Policy
 from app.feed.clock import now_ns
-from app.events import (Book, Decision, Event, InputEvent, InvalidTicker, Order, OrderUpdate, Reward, RiskBreach, Signal,
-                        Trade)
+from app.events import (Book, Decision, Event, InputEvent, InvalidTicker, Order, OrderUpdate, Reward, RiskBreach,
+                        Signal, Trade)
 from app.desk import Desk, Lane, LiveFactory
 from app.execution.contracts import spec_for
 
@@ -41,7 +41,8 @@ class Hierarchy:
     def desk(self, ticker: str) -> Desk:
         d = self.desks.get(ticker)
         if d is None:
-            d = self.desks[ticker] = Desk(ticker, self.cfg, spec_for(ticker, self.cfg.execution), self.shadows, self.live)
+            spec = spec_for(ticker, self.cfg.execution)
+            d = self.desks[ticker] = Desk(ticker, self.cfg, spec, self.shadows, self.live)
             d.main.risk.kill = self._kill
         return d
 
