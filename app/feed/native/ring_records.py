@@ -8,7 +8,8 @@ The struct formats that decode a drained batch are generated from those same Str
 build, field for field and with the same helpers: aggressor table, book sides, B3 time conversion, state names,
 the last trade time per ticker that stamps book updates, errors counted instead of raised. Which depth sides to
 read, the Prepare/Flush bracket and the post-flush Add were already decided inside the C callback (they have to
-be: the levels can only be read there).
+be: the levels can only be read there). Where the C decoder was built (ring_decode.c), it converts the market
+records and stops at any record that needs this module, which converts that one and hands back.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from ctypes import Structure, c_double, c_int32, c_int64, c_uint8, c_uint16, c_u
 from typing import Any, Callable
 
 from app.events import Book, InvalidTicker, State, Trade
+from app.feed.b3time import hour_base_ns, parse_dll_datetime
+from app.feed.profitdll.callbacks import _AGGRESSOR, _SIDE, state_name
 
 try:  # the C copy of decode's common path (ring_decode.c); without it every record is converted here
     from app.feed.native._decode import run as _native_run
 except ImportError:  # no C compiler at install time
     _native_run = None
-from app.feed.b3time import hour_base_ns, parse_dll_datetime
-from app.feed.profitdll.callbacks import _AGGRESSOR, _SIDE, state_name
 
 RK_STATE, RK_TRADE_V1, RK_TRADE_V2, RK_TINY, RK_DEPTH, RK_INVALID = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {0: "test", RK_STATE: "state", RK_TRADE_V1: "trade_v1", RK_TRADE_V2: "trade_v2", RK_TINY: "tiny_book",
