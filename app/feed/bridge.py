@@ -9,8 +9,13 @@ Routing events (order updates, trading results, accounts) ride the same wake-up 
 InputEvents (the market sink dispatches on type and must not see them), so `_drain` hands them to `routing_sink`
 after the market batch; with no routing sink set they stay queued (`take_routing()` reads them), never dropped.
 
+A drain takes at most `turn_events` market events; what is left is drained on the loop's next turn (`call_soon`),
+so in a flood the journal, ZMQ and Valkey get the loop every chunk instead of after a backlog of seconds. The
+events are the same and in the same order; only the batches are smaller.
+
 `deque.append` / `popleft` are atomic under the GIL; `_pending` is cleared before draining so an event appended
-during a drain either is taken by it or schedules the next one: nothing can be stranded.
+during a drain either is taken by it or schedules the next one, and a drain that leaves events schedules the next
+itself: nothing can be stranded.
 """
 from __future__ import annotations
 
@@ -31,8 +36,9 @@ _BATCH_EDGES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 class Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, warn_depth: int = 20_000,
-                 routing_sink: Callable[[list[Event]], None] | None = None) -> None:
+                 routing_sink: Callable[[list[Event]], None] | None = None, turn_events: int = 1 << 62) -> None:
         self._loop = loop
+        self.turn_events = turn_events
         self._sink = sink
         self._queue: deque[InputEvent] = deque()
         self._routing: deque[Event] = deque()
@@ -88,9 +94,12 @@ class Bridge:
     def _drain(self) -> None:
         self._pending = False
         if self._queue:
-            self._drain_market()
+            self._drain_market(self.turn_events)
         if self._routing and self.routing_sink is not None and not self._closed:
             self.routing_sink(self.take_routing())
+        if self._queue and not self._pending and not self._closed:
+            self._pending = True  # the rest on the next turn, after the I/O that is ready now
+            self._loop.call_soon(self._drain)
 
     def take_routing(self) -> list[Event]:
         """The routing events queued so far (the loop side, when no routing_sink is set)."""
@@ -99,17 +108,18 @@ class Bridge:
         self.routing_events += len(out)
         return out
 
-    def _drain_market(self) -> None:
+    def _drain_market(self, limit: int) -> None:
         queue = self._queue
-        n = len(queue)
+        depth = len(queue)
+        n = min(depth, limit)
         batch = [queue.popleft() for _ in range(n)]
         self.wakeups += 1
         self.events += n
-        if n > self.max_depth:
-            self.max_depth = n
-            if n > self.warn_depth and n > self._warned_at * 2:
-                self._warned_at = n
-                log.warning("bridge backlog %d events: the loop is falling behind the DLL", n)
+        if depth > self.max_depth:
+            self.max_depth = depth
+            if depth > self.warn_depth and depth > self._warned_at * 2:
+                self._warned_at = depth
+                log.warning("bridge backlog %d events: the loop is falling behind the DLL", depth)
         if n > self.max_batch:
             self.max_batch = n
         i = 0
@@ -121,11 +131,13 @@ class Bridge:
             self._sink(batch)
 
     def flush(self) -> None:
-        """Deliver whatever is queued now (used at stop, after the DLL stopped calling back)."""
+        """Deliver whatever is queued now, all of it (used at stop, after the DLL stopped calling back)."""
+        while self._queue and not self._closed:
+            self._drain_market(self.turn_events)
         self._drain()
 
     def close(self) -> None:
-        self._drain()
+        self.flush()
         self._closed = True
 
     def stats(self) -> dict[str, Any]:

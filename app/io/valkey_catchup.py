@@ -74,6 +74,7 @@ class CatchUpMixin:
         assert self._tail is not None
         want = self._acked + 1
         t0 = time.perf_counter()
+        live_seq = self._seq
         frames = await self._tail.read(want, min(self.cfg.max_batch, gap_end - self._acked))
         frames = [f for f in frames if f[0] <= gap_end]
         if not self._catchup_logged:
@@ -155,11 +156,13 @@ class CatchUpMixin:
         self._account(len(frames) + n_de, len(frames), t0)
         if self._acked >= self._gap_end():
             log.info("valkey: caught up with the journal (event %d); writing live again", self._acked)
-        # leave the loop to everyone else for a while: catch-up uses at most `catchup_duty` of it
-        spent = time.perf_counter() - t0
+        # while the market flows, leave the loop to it for a while: catch-up uses at most `catchup_duty` of it; when
+        # no input event came in during this step nobody is waiting for the loop, and sleeping would only leave
+        # Valkey behind for longer (after a flood, catch-up went at half speed on an idle loop)
         duty = self.cfg.catchup_duty
-        if duty < 1:
-            await asyncio.sleep(spent * (1 - duty) / duty)
+        if duty < 1 and self._seq != live_seq:
+            self._st["catchup_yields"] += 1
+            await asyncio.sleep((time.perf_counter() - t0) * (1 - duty) / duty)
         return True
 
     def _note_holes(self, want: int, frames: list[tuple[int, bytes]]) -> None:

@@ -71,3 +71,36 @@ def test_batch_latency_recording_matches_per_event_recording():
     batch.record_elapsed(now, [_trade(0).__class__("WDOZ26", "F", 0, 0, 1.0, 1, 1.0, 1, 2, "buy", now - v)
                                for v in values])
     assert (batch.counts, batch.count, batch.total, batch.max) == (one.counts, one.count, one.total, one.max)
+
+
+def test_a_flood_is_taken_in_turns_with_the_loop_free_between_them():
+    """A backlog larger than turn_events goes to the sink in chunks, in order, and whatever else is ready on the
+    loop (here a task standing for the Valkey writer) runs between two chunks, not after the whole backlog."""
+    seen: list[tuple[str, int]] = []
+    got: list[int] = []
+
+    async def main() -> Bridge:
+        bridge = Bridge(asyncio.get_running_loop(), lambda b: (got.extend(e.trade_id for e in b),
+                                                              seen.append(("batch", len(b)))), turn_events=1000)
+
+        async def io() -> None:
+            for _ in range(3):
+                seen.append(("io", len(got)))
+                await asyncio.sleep(0)
+
+        bridge.put_batch([_trade(i) for i in range(4500)])  # one hand-off from the owner thread
+        task = asyncio.ensure_future(io())
+        while bridge.depth:
+            await asyncio.sleep(0)
+        await task
+        bridge.put_batch([_trade(4500 + i) for i in range(2500)])
+        bridge.close()  # at stop everything queued is delivered at once, in turns of the same size
+        return bridge
+
+    bridge = asyncio.run(main())
+    assert got == list(range(7000))
+    batches = [n for kind, n in seen if kind == "batch"]
+    assert batches == [1000, 1000, 1000, 1000, 500, 1000, 1000, 500]
+    ios = [n for kind, n in seen if kind == "io"]
+    assert len(ios) == 3 and ios[-1] < 4500  # the other task ran before the backlog was through
+    assert bridge.stats()["max_depth"] == 4500 and bridge.wakeups == 8

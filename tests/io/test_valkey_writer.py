@@ -139,6 +139,7 @@ def test_valkey_killed_mid_run_catches_up_to_the_journal_and_the_loop_stays_resp
     n, down, stats, lag_down, lag_all, exp, got = asyncio.run(main())
     assert not down["connected"] and down["spilled"] > 0  # the outage overflowed the backlog into the journal
     assert stats["connected"] and stats["reconnects"] >= 1 and stats["caught_up"] > 0 and stats["lost"] == 0
+    assert stats["catchup_yields"] > 0  # catch-up while the feed flowed: it left the loop to the feed in between
     assert {k: len(v) for k, v in got.items()} == {k: len(v) for k, v in exp.items()}
     assert got == exp
     assert sum(len(v) for v in exp.values()) == n
@@ -187,10 +188,12 @@ def test_catch_up_is_idempotent(valkey_url, tmp_path):
         await j.open()
         j.append(inputs(3000))
         await j.close()
-        w1 = ValkeyWriter(valkey_url, ValkeyConfig(), j.path)
+        w1 = ValkeyWriter(valkey_url, ValkeyConfig(max_batch=500), j.path)
         await w1.start()
         assert await w1.catch_up_journal(timeout=20) == 3000
         await w1.close()
+        # six steps and no pause between them: no input event came in, nobody was waiting for the loop
+        assert w1.stats()["batches"] == 6 and w1.stats()["catchup_yields"] == 0
         c = redis.from_url(valkey_url)
         await c.delete("hmarl:progress:run-i")
         w2 = ValkeyWriter(valkey_url, ValkeyConfig(), j.path)

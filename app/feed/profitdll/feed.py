@@ -66,7 +66,8 @@ class ProfitDllFeed:
             feed_cfg.depth_flush_add == "ends_bracket", feed_cfg.bridge, feed_cfg.ring_nap_us / 1e6)
         creds = self.credentials()
         password = self.routing_password() if feed_cfg.routing else None  # a missing one fails before login
-        self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth, self.routing_sink)
+        self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth, self.routing_sink,
+                             turn_events=self.cfg.bridge.turn_events)
         session.attach(self.bridge)
         self.done.clear()
         await self.prepare(session)
