@@ -71,6 +71,8 @@ DESCRIPTIONS = {
     "c": "queue.Queue drained by a consumer thread",
     "d": "separate process: pickled events through multiprocessing.connection on localhost (TCP_NODELAY)",
 }
+# not a design (nothing is handed off): the stand-in timing a C callback that does nothing, the floor under n's dwell
+FLOOR_DESCRIPTION = "z: an empty C callback, timed by the stand-in as every design's: the floor under n's dwell"
 RATES = (1000, 5000, 20000)
 SWITCH_RATE = 5000
 SWITCH_DESIGNS = ("a", "c")
@@ -377,6 +379,31 @@ def produce(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"produced": produced}
 
 
+# ------------------------------------------------------------------------------------------ the dwell floor
+def _empty_callback(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The stand-in calls the ring library's empty C callback: the dwell it times is the floor of this machine (the
+    call, the stand-in's clock, the scheduler, the hypervisor) that no callback body can go under."""
+    native = ring.get()
+    if native is None:
+        raise WorkerError("the native ring is not built (no C compiler at install time)")
+    source = Source(cfg)
+    source.start(native.null_trade_v1 if source.api == "v1" else native.null_trade_v2)
+    source.subscribe()
+    if full_speed(cfg):
+        target, deadline = int(cfg["events"]), time.monotonic() + float(cfg.get("timeout", 120))
+        while source.delivered() < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+    else:
+        time.sleep(window_seconds(cfg))
+    produced = source.finalize()
+    out = {"design": "z", "rate": cfg.get("rate") or "full", "produced": produced, "dll_dwell": source.dll_dwell}
+    if source.rule_breaks():
+        out["error"] = f"empty callback at {out['rate']}: the stand-in counted {source.rule_breaks()}"
+    elif source.dll_dwell.get("count", 0) < 2:
+        out["error"] = f"empty callback at {out['rate']}: only {source.dll_dwell.get('count', 0)} callbacks timed"
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ results
 def _result(cfg: dict[str, Any], design: str, source: Source | None, produced: int, tally: Tally, errors: list[str],
             cpu: dict[str, float], extra: dict[str, Any]) -> dict[str, Any]:
@@ -420,6 +447,8 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         _, factory = loop_factory(cfg.get("loop", "uvloop"))
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(bridge_native.measure(cfg))
+    if design == "z":
+        return _empty_callback(cfg)
     if design == "c":
         return _queue_thread(cfg)
     if design == "d":
@@ -491,6 +520,7 @@ def run(opts: Options) -> dict[str, Any]:
     rates: list[int | None] = [*RATES, None]
     designs = [d for d in DESIGNS if d != "n" or ring.get() is not None]  # n needs the ring built at install
     points: dict[str, dict[str, Any]] = {d: {} for d in designs}
+    floor_dwell: dict[str, Any] = {}
     for rate in rates:  # designs interleaved per rate: drift of the machine hits all of them alike
         for design in designs:
             cfg = point(opts, design, rate)
@@ -498,6 +528,11 @@ def run(opts: Options) -> dict[str, Any]:
                 spawn(cfg, _timeout(cfg), opts)
             points[design][_key(rate)] = out
             _say(opts, cfg, out)
+        if ring.get() is not None:  # the floor under design n's dwell, at the same rate
+            cfg = point(opts, "z", rate)
+            floor_dwell[_key(rate)] = dwell = spawn(cfg, _timeout(cfg), opts)["dll_dwell"]
+            opts.say(f"{cfg['label']} (an empty C callback): dwell p50 {dwell['p50_us']} p99 {dwell['p99_us']} max "
+                     f"{dwell['max_us']} us")
     intervals = opts.switch_intervals if opts.switch_intervals is not None else (
         () if opts.quick else SWITCH_INTERVALS)
     switch: dict[str, dict[str, Any]] = {d: {} for d in SWITCH_DESIGNS} if intervals else {}
@@ -514,7 +549,7 @@ def run(opts: Options) -> dict[str, Any]:
     return {"api": opts.api, "loop": opts.loop, "repeat": opts.repeats(), "designs": DESCRIPTIONS,
             "rates": [_key(r) for r in rates],
             "ceiling": {"point": floor.CEILING, "rate": ceiling["rate"], "ns_per_event": ceiling["ns_per_event"]},
-            "points": points, "switch_interval": {"rate": SWITCH_RATE, "points": switch} if switch else {},
+            "points": points, "dwell_floor": floor_dwell, "floor_description": FLOOR_DESCRIPTION, "switch_interval": {"rate": SWITCH_RATE, "points": switch} if switch else {},
             "sizes": dict(zip(("seconds", "events", "warmup"), sizes(opts)))}
 
 

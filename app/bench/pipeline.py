@@ -29,6 +29,9 @@ from app.bench.worker import Options, WorkerError
 from app.feed.native import ring
 
 PACED_RATES = (200, 1000, 5000, 20000)
+# the goals are in events/s (trades + book updates): these points offer the trade rate that gives about that many
+# events, from the events per trade the paced points above measured
+EVENT_RATES = (200, 5000)
 
 
 def _overrides(data_dir: str, rate: float | None, max_trades: int, bridge: str = "auto") -> dict[str, Any]:
@@ -213,15 +216,26 @@ def run(opts: Options) -> dict[str, Any]:
     rates = (1000, 5000) if opts.quick else PACED_RATES
     ways = paths()
     points: dict[str, dict[str, Any]] = {path: {} for path in ways}
-    for rate in rates:  # the paths interleaved: a drift of the machine hits both alike
-        for path in ways:
+    keys = [str(r) for r in rates]
+
+    def paced(key: str, rate: float) -> None:
+        for path in ways:  # the paths interleaved: a drift of the machine hits both alike
             opts.wait_quiet()
             out = _spawn("point", {"rate": rate, "seconds": seconds, "max_trades": 0, "warmup": 1.0, "bridge": path})
-            points[path][str(rate)] = out
+            points[path][key] = out
             lat, dwell = out["callback_to_decision"], out["dll_dwell"]
-            opts.say(f"pipeline {path} @ {rate} trades/s: {out['events_per_s']:,.0f} events/s, cb->decision p50 "
+            opts.say(f"pipeline {path} @ {rate:g} trades/s: {out['events_per_s']:,.0f} events/s, cb->decision p50 "
                      f"{lat['p50_us']} p99 {lat['p99_us']} p999 {lat['p999_us']} us, cpu {out['cpu_percent']:.1f}%, "
                      f"dwell p99 {dwell['p99_us']} max {dwell['max_us']} us")
+
+    for rate in rates:
+        paced(str(rate), rate)
+    if not opts.quick:
+        done = [o for by_rate in points.values() for o in by_rate.values()]
+        per_trade = sum(o["events"] for o in done) / max(1, sum(o["trades"] for o in done))
+        for events in EVENT_RATES:
+            keys.append(f"{events}ev")
+            paced(keys[-1], round(events / per_trade, 1))
     runs: dict[str, list[dict[str, Any]]] = {path: [] for path in ways}
     for _ in range(opts.repeats()):
         for path in ways:
@@ -235,8 +249,9 @@ def run(opts: Options) -> dict[str, Any]:
         points[path]["full"] = full
         opts.say(f"pipeline {path} full speed: {full['events_per_s_all_written']:,.0f} events/s consumed and written "
                  f"({full['events_per_s']:,.0f} consumed on the loop), runs {full['runs_events_per_s']}")
-    section: dict[str, Any] = {"rates": [str(r) for r in rates] + ["full"], "paths": ways, "points": points,
-                               "note": "rate = trades/s offered across both tickers; events = trades + book updates"}
+    section: dict[str, Any] = {"rates": keys + ["full"], "paths": ways, "points": points,
+                               "note": "rate = trades/s offered across both tickers (\"200ev\": the trade rate that "
+                                       "gives ~200 events/s); events = trades + book updates"}
     section["goals"] = goals(points)
     return section
 
@@ -263,14 +278,26 @@ def goals(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["native_dwell_loop_busy"] = {"met": ok, "figure": f"DLL-side dwell p99/max us with the loop busy, native "
                                          f"{text}; ctypes {ctypes_text}",
                                          "target": "native p99 <= 2 us, max <= 50 us at every rate"}
-    if "5000" in best:
-        lat = best["5000"]["callback_to_decision"]
+    # judged at the events/s the goals name; the trade-rate point of the same number is quoted beside it
+    key5k = "5000ev" if "5000ev" in best else "5000"
+    if key5k in best:
+        o = best[key5k]
+        lat = o["callback_to_decision"]
         ok = lat["p50_us"] <= 100 and lat["p99_us"] <= 1000 and lat["p999_us"] <= 5000
-        out["latency_at_5k"] = {"met": ok, "figure": f"{path}: p50 {lat['p50_us']} us, p99 {lat['p99_us']} us, "
-                                f"p999 {lat['p999_us']} us", "target": "p50 <= 100 us, p99 <= 1 ms, p999 <= 5 ms"}
-    if "200" in best:
-        cpu = best["200"]["cpu_percent"]
-        out["cpu_at_200"] = {"met": cpu <= 5.0, "figure": f"{path}: {cpu:.1f} % of one core at 200 trades/s",
+        also = best.get("5000") if key5k != "5000" else None
+        more = f"; at 5,000 trades/s: p50 {also['callback_to_decision']['p50_us']} us, p99 " \
+               f"{also['callback_to_decision']['p99_us']} us" if also else ""
+        out["latency_at_5k"] = {"met": ok, "figure": f"{path} at {o['events_per_s']:,.0f} events/s: p50 {lat['p50_us']} "
+                                f"us, p99 {lat['p99_us']} us, p999 {lat['p999_us']} us{more}",
+                                "target": "p50 <= 100 us, p99 <= 1 ms, p999 <= 5 ms at 5k events/s"}
+    key200 = "200ev" if "200ev" in best else "200"
+    if key200 in best:
+        o = best[key200]
+        cpu = o["cpu_percent"]
+        more = f"; at 200 trades/s ({best['200']['events_per_s']:,.0f} events/s): {best['200']['cpu_percent']:.1f} %" \
+            if key200 != "200" and "200" in best else ""
+        out["cpu_at_200"] = {"met": cpu <= 5.0, "figure": f"{path}: {cpu:.1f} % of one core at "
+                             f"{o['events_per_s']:,.0f} events/s{more}",
                              "target": "<= 5 % of one core at 200 events/s", "value": cpu}
     return out
 

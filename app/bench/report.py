@@ -124,7 +124,8 @@ def render_pipeline(p: Printer, s: dict[str, Any]) -> None:
         for path in s.get("paths", ["ctypes"]):
             o = s["points"][path][rate]
             lat, dwell = o["callback_to_decision"], o.get("dll_dwell") or {}
-            rows.append([f"{path} @ {rate}", _n(o["trades_per_s"]), _n(o["events_per_s"]),
+            where = f"~{rate[:-2]} events/s" if rate.endswith("ev") else rate
+            rows.append([f"{path} @ {where}", _n(o["trades_per_s"]), _n(o["events_per_s"]),
                          _n(o.get("events_per_s_all_written")), *_lat(lat), _n(o["cpu_percent"], 1),
                          _n(o["rss_mb"], 1), _n(o["bridge_max_depth"]), _n(o["valkey_max_backlog"]),
                          f"{o['zmq_dropped']}/{o['zmq_sent']}",

@@ -84,9 +84,12 @@ def native_goals(section: dict[str, Any], thr: Any, div: Any) -> None:
     def text(d: str) -> str:
         return ", ".join(f"{r}: {dwell[d][r].get('p99_us', '?')}/{dwell[d][r].get('max_us', '?')}" for r in rates)
 
+    floor = section.get("dwell_floor") or {}
+    under = "; an empty C callback (this machine's floor) " + ", ".join(
+        f"{r}: {d.get('p99_us', '?')}/{d.get('max_us', '?')}" for r, d in floor.items()) if floor else ""
     goals = section["goals"]
     goals["native_dwell"] = _goal(
-        ok, f"DLL-side dwell p99/max us, native (n) {text('n')}; ctypes (a) {text('a')}",
+        ok, f"DLL-side dwell p99/max us, native (n) {text('n')}; ctypes (a) {text('a')}{under}",
         f"native p99 <= {GOAL_DWELL_P99_US:g} us and max <= {GOAL_DWELL_MAX_US:g} us at every rate, as the stand-in "
         "times its callbacks", value=dwell)
     share = ratios["n_over_ceiling"] or 0.0
@@ -102,6 +105,8 @@ def native_goals(section: dict[str, Any], thr: Any, div: Any) -> None:
 def render_bridge(p: Printer, s: dict[str, Any]) -> None:
     for key, text in s["designs"].items():
         p.line(f"  {key:<3} {text}")
+    if s.get("dwell_floor"):
+        p.line(f"  {s.get('floor_description', 'z: an empty C callback')}")
     rows = []
     for rate in s["rates"]:
         for design, by_rate in s["points"].items():
@@ -112,6 +117,9 @@ def render_bridge(p: Printer, s: dict[str, Any]) -> None:
                          _n(out["cpu_us_per_event"], 2), "-" if batch is None else f"{batch:g}",
                          f"{dwell.get('p50_us', '-')}/{dwell.get('p99_us', '-')}/{dwell.get('max_us', '-')}",
                          _others(out)])
+    for rate, dwell in (s.get("dwell_floor") or {}).items():  # older runs have none
+        rows.append([f"z @ {rate}", *["-"] * 8,
+                     f"{dwell.get('p50_us', '-')}/{dwell.get('p99_us', '-')}/{dwell.get('max_us', '-')}", "-"])
     sz = s["sizes"]
     p.table(f"bridge ({s['api'].upper()} callback, {s['loop']}; paced {sz['seconds']:g} s + {sz['warmup']:g} s "
             f"warm-up per point, full speed {sz['events']:,} events)",

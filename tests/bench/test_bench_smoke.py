@@ -86,6 +86,11 @@ def test_bridge_reports_throughput_latency_and_zero_loss_for_every_design_and_ra
     if "n" in DESIGNS:
         ring_stats = bridge["points"]["n"]["full"]["ring"]
         assert ring_stats["pushed"] == ring_stats["drained"] == bridge["points"]["n"]["full"]["produced"]
+        # the floor under n's dwell: the stand-in timing an empty C callback at every rate
+        assert set(bridge["dwell_floor"]) == set(RATES)
+        for rate, dwell in bridge["dwell_floor"].items():
+            assert dwell["count"] > 1 and 0 <= dwell["p50_us"] <= dwell["p99_us"] <= dwell["max_us"], rate
+        assert "an empty C callback" in bridge["goals"]["native_dwell"]["figure"]
 
 
 def test_bridge_ratios_and_goals_are_all_there(quick_run):
@@ -263,3 +268,36 @@ def test_a_gap_in_the_fed_input_fails_the_stages_section():
     assert proc.returncode != 0
     out = _json(proc)
     assert "gaps" in out["error"] and "sections" not in out
+
+
+def test_the_goals_in_events_per_second_are_judged_at_the_points_that_offer_that_many_events():
+    """200 trades/s are ~450 events/s: the CPU and 5k latency goals are judged at the "200ev" / "5000ev" points,
+    the trade-rate points of the same number quoted beside them; the table names those rows by events/s."""
+    from app.bench import pipeline as bench_pipeline
+    from app.bench.report import render_pipeline
+
+    def point(events_s: float, cpu: float, p50: float) -> dict:
+        lat = {"count": 10, "p50_us": p50, "p99_us": 900.0, "p999_us": 950.0, "max_us": 990.0}
+        return {"trades_per_s": events_s / 2.2, "events_per_s": events_s, "events_per_s_all_written": events_s,
+                "cpu_percent": cpu, "rss_mb": 60.0, "bridge_max_depth": 3, "valkey_max_backlog": 5,
+                "zmq_sent": 9, "zmq_dropped": 0, "callback_to_decision": lat,
+                "dll_dwell": {"p99_us": 1.0, "max_us": 9.0}}
+
+    by_rate = {"200": point(450, 12.0, 400), "5000": point(11_000, 80, 390), "200ev": point(205, 4.5, 300),
+               "5000ev": point(5_020, 40, 95), "full": point(30_000, 100, 5e6)}
+    points = {"ctypes": by_rate, "native": by_rate}
+    goals = bench_pipeline.goals(points)
+    assert goals["cpu_at_200"]["met"] and goals["cpu_at_200"]["value"] == 4.5
+    assert "205 events/s" in goals["cpu_at_200"]["figure"] and "12.0 %" in goals["cpu_at_200"]["figure"]
+    assert goals["latency_at_5k"]["met"] and "5,020 events/s" in goals["latency_at_5k"]["figure"]
+    del by_rate["200ev"], by_rate["5000ev"]  # an older run's JSON: judged at the trade-rate points
+    older = bench_pipeline.goals(points)
+    assert not older["cpu_at_200"]["met"] and not older["latency_at_5k"]["met"]
+
+    by_rate.update({"200ev": point(205, 4.5, 300)})
+    lines: list[str] = []
+    printer = type("P", (), {"table": lambda self, title, head, rows: lines.extend(r[0] for r in rows),
+                             "line": lambda self, text="": None})()
+    section = {"rates": ["200", "200ev", "full"], "paths": ["ctypes", "native"], "points": points, "goals": {}}
+    render_pipeline(printer, section)  # type: ignore[arg-type]
+    assert "native @ ~200 events/s" in lines and "ctypes @ 200" in lines

@@ -422,13 +422,10 @@ RING_EXPORT int32_t ring_init(int64_t capacity, int32_t depth_levels, int32_t fl
     if (capacity < 1 || capacity > ((int64_t)1 << 30) || depth_levels < 1 || depth_levels > RING_LEVELS_MAX) return -1;
     uint64_t cap = 256;
     while (cap < (uint64_t)capacity) cap <<= 1;
-    ring_a64 *seq = malloc(cap * sizeof *seq);
-    unsigned char *data = malloc(cap * RING_SLOT);
-    if (!seq || !data) {
-        free(seq);
-        free(data);
-        return -2;
-    }
+    /* records and their sequence words in one block (huge pages where possible: see ring_alloc_big) */
+    unsigned char *data = ring_alloc_big(cap * RING_SLOT + cap * sizeof(ring_a64));
+    if (!data) return -2;
+    ring_a64 *seq = (ring_a64 *)(data + cap * RING_SLOT);
     g_seq = seq;
     g_cap = cap;
     g_mask = cap - 1;
@@ -459,8 +456,7 @@ RING_EXPORT void ring_free(void)
     quiesce();
     clear_contents();
     callbacks_reset();
-    free(g_data);
-    free((void *)g_seq);
+    free(g_data); /* the sequence words live in the same block */
     g_data = NULL;
     g_seq = NULL;
     g_cap = g_mask = 0;

@@ -123,6 +123,9 @@ class NativeRing:
         # the C callbacks as function pointers of the abi prototypes: pass them to SetXxxCallback / DLLInitialize*
         for c_name, (attr, prototype) in CALLBACKS.items():
             setattr(self, attr, prototype(ctypes.cast(getattr(lib, c_name), c_void_p).value))
+        # callbacks that do nothing: the bench's floor for dwell (never registered by the feed)
+        self.null_trade_v1 = abi.TNewTradeCallback(ctypes.cast(lib.ring_null_trade_v1, c_void_p).value)
+        self.null_trade_v2 = abi.TConnectorTradeCallback(ctypes.cast(lib.ring_null_trade_v2, c_void_p).value)
         self.decoder = RecordDecoder()
         self._buf = bytearray(BUFFER_BYTES)
         self._view = memoryview(self._buf)

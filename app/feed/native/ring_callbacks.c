@@ -292,6 +292,22 @@ RING_EXPORT void RING_CALL ring_on_invalid_ticker(AssetV2 asset)
     TEE(RK_INVALID, InvalidFn, (asset));
 }
 
+/* ---- empty callbacks: the bench's yardstick -------------------------------------------------------------
+ * They do nothing at all, so the dwell the stand-in times around them is this machine's floor for any callback
+ * (the call, the stand-in's clock, the scheduler and the hypervisor); never registered by the feed. */
+RING_EXPORT void RING_CALL ring_null_trade_v1(AssetV1 asset, const wchar_t *date, uint32_t number, double price,
+                                              double volume, int32_t qty, int32_t buyer, int32_t seller,
+                                              int32_t trade_type, int32_t edit)
+{
+    (void)asset, (void)date, (void)number, (void)price, (void)volume, (void)qty, (void)buyer, (void)seller;
+    (void)trade_type, (void)edit;
+}
+
+RING_EXPORT void RING_CALL ring_null_trade_v2(AssetV2 asset, void *handle, uint32_t flags)
+{
+    (void)asset, (void)handle, (void)flags;
+}
+
 /* ---- price depth ------------------------------------------------------------------------------------------ */
 static DepthState *depth_state(const uint16_t *key, uint8_t len, uint8_t is_null)
 {
