@@ -194,7 +194,8 @@ class ValkeyConfig(_Section):
     backoff_max: Positive = 5.0  # seconds between reconnect attempts at most
     timeout: Positive = 2.0  # connect and command timeout, seconds
     close_timeout: Positive = 5.0  # seconds to flush pending writes on close
-    catchup_duty: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5  # share of the loop journal catch-up may use
+    # share of the loop journal catch-up may use while input flows (flat out when none arrives)
+    catchup_duty: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
 
     def __post_init__(self) -> None:
         if self.url != "embedded" and not self.url.startswith(

@@ -549,7 +549,8 @@ def run(opts: Options) -> dict[str, Any]:
     return {"api": opts.api, "loop": opts.loop, "repeat": opts.repeats(), "designs": DESCRIPTIONS,
             "rates": [_key(r) for r in rates],
             "ceiling": {"point": floor.CEILING, "rate": ceiling["rate"], "ns_per_event": ceiling["ns_per_event"]},
-            "points": points, "dwell_floor": floor_dwell, "floor_description": FLOOR_DESCRIPTION, "switch_interval": {"rate": SWITCH_RATE, "points": switch} if switch else {},
+            "points": points, "dwell_floor": floor_dwell, "floor_description": FLOOR_DESCRIPTION,
+            "switch_interval": {"rate": SWITCH_RATE, "points": switch} if switch else {},
             "sizes": dict(zip(("seconds", "events", "warmup"), sizes(opts)))}
 
 
