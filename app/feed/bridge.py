@@ -56,6 +56,10 @@ class Bridge:
         self.batch_sizes = [0] * (len(_BATCH_EDGES) + 1)
         self.latency = LatencyHistogram()  # callback received_ns -> drained on the loop
         self._warned_at = 0
+        # the native ring's owner thread, holding records back while this backlog is deep, sets hold_waiter (a
+        # C call that ends its wait) and resume_depth; the loop calls it once, when the backlog is down to that
+        self.hold_waiter: Callable[[], None] | None = None
+        self.resume_depth = 0
 
     # -- callback thread ---------------------------------------------------------------------------------------
     def put(self, event: InputEvent) -> None:
@@ -113,6 +117,9 @@ class Bridge:
         depth = len(queue)
         n = min(depth, limit)
         batch = [queue.popleft() for _ in range(n)]
+        if self.hold_waiter is not None and depth - n <= self.resume_depth:
+            waiter, self.hold_waiter = self.hold_waiter, None
+            waiter()
         self.wakeups += 1
         self.events += n
         if depth > self.max_depth:

@@ -104,3 +104,24 @@ def test_a_flood_is_taken_in_turns_with_the_loop_free_between_them():
     ios = [n for kind, n in seen if kind == "io"]
     assert len(ios) == 3 and ios[-1] < 4500  # the other task ran before the backlog was through
     assert bridge.stats()["max_depth"] == 4500 and bridge.wakeups == 8
+
+
+def test_the_loop_wakes_a_holding_owner_thread_once_its_backlog_is_down_to_the_resume_depth():
+    """The native ring's owner thread holds records back while the loop has a deep backlog and sets hold_waiter: the
+    loop calls it exactly once, at the first turn that leaves resume_depth events or fewer, and forgets it."""
+    woken: list[int] = []
+
+    async def main() -> Bridge:
+        bridge = Bridge(asyncio.get_running_loop(), lambda b: None, turn_events=1000)
+        bridge.put_batch([_trade(i) for i in range(4500)])
+        bridge.resume_depth = 2000
+        bridge.hold_waiter = lambda: woken.append(bridge.depth)
+        while bridge.depth:
+            await asyncio.sleep(0)
+        bridge.put_batch([_trade(i) for i in range(1500)])  # no waiter set: nothing to call
+        while bridge.depth:
+            await asyncio.sleep(0)
+        return bridge
+
+    bridge = asyncio.run(main())
+    assert woken == [1500] and bridge.hold_waiter is None

@@ -334,6 +334,24 @@ RING_EXPORT int32_t ring_wait(int64_t timeout_ns, int32_t records_wake)
     return flags;
 }
 
+/* The owner thread holds while the loop has a backlog: records waiting in the ring must not end this wait (they
+ * would make the owner spin, taking the GIL from the loop each time round), only ring_notify - the loop drained
+ * down to its low-water mark, or a DLL command is queued - or the timeout. Returns as ring_wait. */
+RING_EXPORT int32_t ring_hold(int64_t timeout_ns)
+{
+    if (!g_data) return 0;
+    if (!a32_load(&g_notified) && timeout_ns != 0) {
+        int32_t word = a32_load(&g_word);
+        a32_store_sc(&g_waiting, WAIT_NOTIFY);
+        ring_fence_sc(); /* `waiting` is visible before the re-check of `notified` */
+        if (!a32_load(&g_notified)) ring_word_wait(&g_word, word, timeout_ns);
+        a32_store_sc(&g_waiting, 0);
+    }
+    int32_t flags = available() ? 1 : 0;
+    if (a32_load(&g_notified) && a32_xchg(&g_notified, 0)) flags |= 2;
+    return flags;
+}
+
 /* The owner thread's wait between batches, whole in C so that an empty nap costs it no GIL and no Python: up to
  * `naps` naps of nap_ns (records do not end them: the DLL's threads make no wake syscall while data flows), each
  * ended early only by ring_notify; once records are there after a nap it returns. After `naps` empty naps it sleeps

@@ -39,6 +39,7 @@ _EXPORTS: dict[str, tuple[Any, list[Any]]] = {
     "ring_free": (None, []),
     "ring_wait": (c_int32, [c_int64, c_int32]),
     "ring_pump_wait": (c_int32, [c_int64, c_int32, c_int64]),
+    "ring_hold": (c_int32, [c_int64]),
     "ring_notify": (None, []),
     "ring_consumer_thread": (None, []),
     "ring_drain": (c_int64, [c_void_p, c_int64, c_int64, POINTER(c_int64)]),
@@ -137,6 +138,7 @@ class NativeRing:
         self._drain = _bound(ctypes.PyDLL(path).ring_drain, "ring_drain")
         self._wait = lib.ring_wait
         self._pump_wait = lib.ring_pump_wait
+        self._hold = lib.ring_hold
         self._tees: list[Any] = []  # ctypes thunks handed to ring_set_tee: alive while the C side may call them
 
     # -- lifecycle (the owner thread) ------------------------------------------------------------------------------
@@ -175,6 +177,11 @@ class NativeRing:
         """Between batches: up to `naps` naps of nap_s ending once records are there (records do not wake them),
         then a sleep of up to idle_s that a record ends - all in one C call, GIL released. notify() ends either."""
         return self._pump_wait(int(nap_s * 1e9), naps, int(idle_s * 1e9))
+
+    def hold(self, timeout_s: float) -> int:
+        """Sleep, GIL released, until notify() or the timeout; records in the ring do not end it (the loop has a
+        backlog: taking more now would only grow it). Returns as wait()."""
+        return self._hold(int(timeout_s * 1e9))
 
     def consumer_thread(self) -> None:
         """Call on the thread that will wait(): its naps then end on time (Linux: 1 us timer slack, not 50 us)."""

@@ -149,6 +149,30 @@ def test_wait_wakes_on_notify_and_on_records_and_times_out_otherwise(native):
     assert got[3][0] == 2 and got[3][1] - notified_at < 1.0
 
 
+def test_a_hold_is_not_ended_by_records_already_in_the_ring_only_by_notify_or_its_timeout(native):
+    """The owner thread holding for a loop with a backlog: records waiting must not end the wait (it would spin,
+    taking the GIL from the loop each time round); notify() - the loop drained - does, at once."""
+    native.start(depth_levels=5)
+    native.state(2, 4)
+    t0 = time.monotonic()
+    assert native.wait(0.3, records_wake=False) == 1 and time.monotonic() - t0 < 0.25  # a nap returns at once
+    assert native.hold(0.1) == 1 and time.monotonic() - t0 >= 0.09  # a hold sleeps its time out
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append((native.hold(10.0), time.monotonic())))
+    waiter.start()
+    time.sleep(0.05)
+    native.state(2, 5)
+    time.sleep(0.05)
+    assert not got  # a record pushed during the hold did not end it either
+    notified_at = time.monotonic()
+    native.notify()
+    waiter.join(5)
+    assert got and got[0][0] == 3 and got[0][1] - notified_at < 1.0
+    native.notify()  # a notify that came first is not lost: the next hold returns at once
+    assert native.hold(10.0) == 3 and time.monotonic() - notified_at < 1.0
+    assert [e.result for e in native.drain_events()] == [4, 5]
+
+
 def test_strings_null_pointers_and_receive_clock(native):
     native.start(depth_levels=5)
     before = native.now_ns()
@@ -201,9 +225,11 @@ def test_the_ring_cross_compiles_for_windows_without_a_warning(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_the_owner_thread_leaves_records_in_the_ring_while_the_loop_is_behind(native):
+def test_the_owner_thread_leaves_records_in_the_ring_while_the_loop_is_behind(native, monkeypatch):
     """Backpressure: with HOLD_DEPTH events waiting on the loop, pump() moves nothing (the backlog waits as records,
-    not as Python objects); once the loop caught up the same records arrive, in order."""
+    not as Python objects) and sleeps until the loop wakes it; once the loop caught up the same records arrive, in
+    order."""
+    monkeypatch.setattr(native_intake, "HOLD_WAIT_S", 0.01)
     native.start(depth_levels=5, capacity=256)
     on_state = native.lib.ring_on_state
     on_state.restype, on_state.argtypes = None, [ctypes.c_int32, ctypes.c_int32]
@@ -216,6 +242,7 @@ def test_the_owner_thread_leaves_records_in_the_ring_while_the_loop_is_behind(na
     for _ in range(5):
         intake.pump()
     assert delivered == [] and native.stat("depth") > 0 and intake.held == 5
+    assert bridge.hold_waiter is None and bridge.resume_depth == native_intake.RESUME_DEPTH
     bridge.depth = 0
     while len(delivered) < 1_000:
         intake.pump()
