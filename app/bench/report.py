@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from app.bench import spacing
 from app.bench.report_bridge import bridge_ratios, render_bridge
 from app.bench.tables import Printer, _goal, _lat, _n, _others, _runs, render_goals
 
@@ -239,6 +240,8 @@ def render_stages(p: Printer, s: dict[str, Any]) -> None:
            f"{s['decisions']:,} decisions in every run, digests agree: {s['digests_agree']}")
     p.line(f"  largest (medians of the runs): {'; '.join(s['largest'])}")
     p.line()
+    if "spacing" in s:  # runs saved before it existed have none
+        spacing.render(p, s["spacing"])
 
 
 RENDERERS: dict[str, Callable[[Printer, dict[str, Any]], None]] = {

@@ -14,6 +14,9 @@ wrappers themselves cost is calibrated in the same process on an empty function 
 timed window from the stage, the part outside it from the stage that called it. The uninstrumented run has two
 timers per batch only (drain and on_batch), and its events/s stands beside the instrumented one's so the reader
 sees what the timers cost and whether the corrected sum matches the uninstrumented wall.
+
+Then the same recording in small batches back to back, 1 ms and 10 ms apart (app/bench/spacing.py): the CPU an event
+costs the loop when events arrive apart, as they do at low rates.
 """
 from __future__ import annotations
 
@@ -153,6 +156,10 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
 
     if cfg["step"] == "record":
         return record(cfg)
+    if cfg["step"] == "spacing":
+        from app.bench import spacing
+
+        return run_loop(lambda: spacing.measure(cfg))  # type: ignore[return-value]
     return run_loop(lambda: _measure(cfg))  # type: ignore[return-value]
 
 
@@ -323,6 +330,10 @@ def run(opts: Options) -> dict[str, Any]:
                 runs[instrumented].append(out)
                 opts.say(f"stages {'instrumented' if instrumented else 'plain'}: {out['events_per_s']:,.0f} "
                          f"events/s, loop {out['loop_us']:.2f} us/event, on_batch {out['on_batch_us']:.2f}")
+        spaced = spawn({**base, "step": "spacing", "journal": rec["journal"], "rounds": opts.repeats(),
+                        "batches": 100 if opts.quick else 300, "label": "stages spacing"}, 900, opts)
+        opts.say("stages spacing: loop thread " + ", ".join(f"{g['loop_us']:.0f}" for g in spaced["gaps"])
+                 + " us/event back to back, 1 ms and 10 ms apart")
     finally:
         shutil.rmtree(Path(rec["journal"]).parents[1], ignore_errors=True)
     digests = {r["decision_digest"] for r in runs[True] + runs[False]}
@@ -363,7 +374,7 @@ def run(opts: Options) -> dict[str, Any]:
                   "events_per_s_all_written": plain["events_per_s_all_written"]},
         "plain_over_instrumented": (median(r["events_per_s"] for r in runs[False])
                                     / median(r["events_per_s"] for r in runs[True])),
-        "decisions": chosen["decisions"], "digests_agree": True, "lanes": chosen["lanes"],
+        "decisions": chosen["decisions"], "digests_agree": True, "lanes": chosen["lanes"], "spacing": spaced,
         "zmq": {"sent": chosen["zmq"]["sent"], "dropped": chosen["zmq"]["dropped"],
                 "received_by_subscriber": chosen.get("zmq_received_by_subscriber")},
     }

@@ -261,6 +261,11 @@ def test_stages_section_names_every_stage_and_its_parts_add_up_to_the_loop(quick
     assert s["digests_agree"] is True and s["decisions"] > 0 and s["lanes"] == ["coordinator"]
     assert s["batches"]["count"] > 0 and s["events"] > s["trades_recorded"]
     assert s["zmq"]["dropped"] == 0 and s["zmq"]["received_by_subscriber"] > 0
+    # the same events back to back, 1 ms and 10 ms apart: every phase measured (no figure asserted: it is a bench)
+    sp = s["spacing"]
+    assert [g["gap_ms"] for g in sp["gaps"]] == [0.0, 1.0, 10.0] and sp["batch"] == 3
+    for g in sp["gaps"]:
+        assert g["on_batch_us"] > 0 and g["loop_us"] >= g["on_batch_us"] and len(g["runs_loop_us"]) == sp["rounds"]
 
 
 def test_a_gap_in_the_fed_input_fails_the_stages_section():
