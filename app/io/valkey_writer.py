@@ -368,7 +368,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
             return await self._catch_up_step(gap_end)
         return await self._live_step()
 
-    async def _journal_has(self) -> int | None:
+    async def _journal_has(self, inputs_too: bool = True) -> int | None:
         """The journal leads: entries go to Valkey only once the journal holds what they come from on disk, so
         Valkey never has an event the journal lacks (even after kill -9 of the app). Returns the seq up to which
         entries may go (None: no journal of this run to wait for)."""
@@ -376,15 +376,23 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         if j is None or not j.is_open:
             return None
         target = self._seq
-        if j.settled_seq < target:
-            await j.flush()  # the journal writes now rather than at its next interval
+        if j.settled_seq < target and not self._on_disk(j.settled_seq, inputs_too):
+            # nothing waiting is on disk yet: the journal writes now rather than at its next interval. When some is
+            # (a sustained flow), that goes first and the journal keeps its own pace: waiting for it to write the
+            # newest events took a flood's writer ~0.1 s of every ~0.28 s step (loop turns), not counting Valkey's
+            await j.flush()
         return target if j.settled_seq >= target else j.flushed_seq
+
+    def _on_disk(self, upto: int, inputs_too: bool) -> bool:
+        """Whether the oldest waiting entries may go already (the journal holds what they come from)."""
+        inputs, derived = self._inputs, self._derived
+        return bool(inputs_too and inputs and inputs[0].after <= upto or derived and derived[0].after <= upto)
 
     async def _live_step(self, inputs_too: bool = True) -> bool:
         inputs, derived = self._inputs if inputs_too else deque(), self._derived
         if not inputs and not derived:
             return False
-        upto = await self._journal_has()
+        upto = await self._journal_has(inputs_too)
         if inputs_too and inputs and inputs[0].first > self._acked + 1:
             return True  # the backlog spilled while we waited for the journal: catch-up first (see _step)
         max_batch = self.cfg.max_batch

@@ -63,3 +63,36 @@ def test_valkey_holds_nothing_the_journal_has_not_written(valkey_url, tmp_path):
     assert on_disk == 0 and before == {}
     assert compared == 600 and missing == []
     assert after["hmarl:decision:WDOZ26"] == 50
+
+
+def test_what_the_journal_has_on_disk_goes_without_waiting_for_it_to_write_the_newest(valkey_url, tmp_path):
+    """Under a sustained flow the writer sends the entries whose events are on disk at once; it asks the journal to
+    write (and waits for it) only when none are. A stalled write of the newest events holds back those alone."""
+    first, newest = inputs(600)[:300], inputs(600)[300:]
+
+    async def main():
+        j = Journal(tmp_path, "run-d", JournalConfig(flush_interval=30))
+        await j.open()
+        j.append(first)
+        await j.flush()  # on disk
+        stuck = StuckFile(j._file)
+        j._file = stuck
+        j.append(newest)  # its write will hang
+        w = ValkeyWriter(valkey_url, ValkeyConfig(batch_interval=0.01, close_timeout=10), j)
+        await w.start()
+        w.enqueue(first)
+        w.enqueue(newest)
+        for _ in range(200):
+            if w.stats()["acked_seq"] >= 300:
+                break
+            await asyncio.sleep(0.01)
+        sent = sum((await _entries(valkey_url)).values())
+        stuck.release.set()
+        await j.flush()
+        await w.close()
+        await j.close()
+        return sent, await missing_frames(valkey_url, j.path)
+
+    sent, (compared, missing) = asyncio.run(main())
+    assert sent == 300  # the first 300, and none of the newest before their write
+    assert compared == 600 and missing == []
