@@ -181,9 +181,10 @@ class Journal:
         interval = self.cfg.flush_interval
         backoff = interval
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout, not wait_for: wait_for makes a Task per call, 20 times a second even when idle
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             if self._chunks:

@@ -332,9 +332,10 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         if not wakeable:  # back-off: enqueue() keeps setting _wake while the backlog is full
             await asyncio.sleep(seconds)
             return
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        try:  # asyncio.timeout, not wait_for: wait_for makes a Task per call, 20 times a second even when idle
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
             pass
         self._wake.clear()
 
