@@ -179,6 +179,9 @@ def test_pipeline_section_reports_rates_latency_cpu_rss_and_goals(quick_outputs)
         assert set(o["callback_to_decision"]) == set(LATENCY)
         assert o["gaps"] == 0 and o["violations"] == 0 and o["trades"] > 0
         assert o["zmq_received_by_subscriber"] > 0  # a live subscriber really got the stream
+        by = o["cpu_by_thread"]  # the loop's and the owner thread's share; the rest is the other threads'
+        assert by["loop"] > 0 and by["owner"] >= 0 and by["other"] >= 0
+        assert by["loop"] + by["owner"] <= o["cpu_percent"] + 1.0
     assert {"pipeline_throughput", "latency_at_5k"} <= set(pipe["goals"])
 
 
@@ -290,10 +293,12 @@ def test_the_goals_in_events_per_second_are_judged_at_the_points_that_offer_that
 
     by_rate = {"200": point(450, 12.0, 400), "5000": point(11_000, 80, 390), "200ev": point(205, 4.5, 300),
                "5000ev": point(5_020, 40, 95), "full": point(30_000, 100, 5e6)}
+    by_rate["200ev"]["cpu_by_thread"] = {"loop": 3.0, "owner": 0.5, "other": 1.0}
     points = {"ctypes": by_rate, "native": by_rate}
     goals = bench_pipeline.goals(points)
     assert goals["cpu_at_200"]["met"] and goals["cpu_at_200"]["value"] == 4.5
     assert "205 events/s" in goals["cpu_at_200"]["figure"] and "12.0 %" in goals["cpu_at_200"]["figure"]
+    assert "loop thread 3.0, the DLL owner thread 0.5, the rest 1.0" in goals["cpu_at_200"]["figure"]
     assert goals["latency_at_5k"]["met"] and "5,020 events/s" in goals["latency_at_5k"]["figure"]
     del by_rate["200ev"], by_rate["5000ev"]  # an older run's JSON: judged at the trade-rate points
     older = bench_pipeline.goals(points)
