@@ -154,6 +154,9 @@ class RunConfig(_Section):
     # seconds from the first Ctrl-C / SIGTERM (or the end of --duration) to the exit, whatever the disk, Valkey or a
     # ZMQ peer do; what could not be persisted by then is reported in one line and the exit code is 4
     stop_timeout: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 15.0
+    # Linux: the loop thread and the DLL owner thread run as SCHED_BATCH, so a thread they wake (the owner woken by
+    # a DLL callback, the loop by the owner's hand-off) never preempts its waker halfway (app/sched_policy.py)
+    sched_batch: bool = True
 
 
 class ZmqConfig(_Section):

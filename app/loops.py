@@ -29,8 +29,14 @@ def loop_factory(kind: LoopKind = "auto") -> tuple[str, Callable[[], asyncio.Abs
     return "asyncio", asyncio.new_event_loop
 
 
-def run(main: Callable[[], object], kind: LoopKind = "auto", debug: bool = False) -> object:
-    """Run `main()` (a coroutine function) to completion on a new loop of the chosen kind."""
+def run(main: Callable[[], object], kind: LoopKind = "auto", debug: bool = False,
+        sched_batch: bool = False) -> object:
+    """Run `main()` (a coroutine function) to completion on a new loop of the chosen kind; `sched_batch`
+    (run.sched_batch) makes this thread SCHED_BATCH first (app/sched_policy.py)."""
+    if sched_batch:
+        from app.sched_policy import batch_current_thread
+
+        batch_current_thread()
     _, factory = loop_factory(kind)
     with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
         return runner.run(main())  # type: ignore[arg-type]

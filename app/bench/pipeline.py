@@ -35,9 +35,11 @@ PACED_RATES = (200, 1000, 5000, 20000)
 EVENT_RATES = (200, 5000)
 
 
-def _overrides(data_dir: str, rate: float | None, max_trades: int, bridge: str = "auto") -> dict[str, Any]:
+def _overrides(data_dir: str, rate: float | None, max_trades: int, bridge: str = "auto",
+               sched_batch: bool = True) -> dict[str, Any]:
     return {
         "run.data_dir": data_dir,
+        "run.sched_batch": sched_batch,
         "feed.bridge": bridge,
         "zmq.endpoint": "tcp://127.0.0.1:0",
         "simulator.bursts": False,
@@ -82,7 +84,7 @@ def _thread_cpu(proc: Any) -> dict[int, float]:
 
 
 async def pipeline_point(rate: float | None, seconds: float, max_trades: int, warmup: float,
-                         bridge: str = "auto") -> dict[str, Any]:
+                         bridge: str = "auto", sched_batch: bool = True) -> dict[str, Any]:
     import psutil
 
     from app import config as config_mod
@@ -91,7 +93,7 @@ async def pipeline_point(rate: float | None, seconds: float, max_trades: int, wa
 
     data_dir = tempfile.mkdtemp(prefix="hmarl-bench-")
     try:
-        cfg = config_mod.load(None, _overrides(data_dir, rate, max_trades, bridge))
+        cfg = config_mod.load(None, _overrides(data_dir, rate, max_trades, bridge, sched_batch))
         app = App(cfg, fresh=True)
         await app.start()
         pipe = app.pipeline
@@ -236,7 +238,8 @@ def run(opts: Options) -> dict[str, Any]:
     def paced(key: str, rate: float) -> None:
         for path in ways:  # the paths interleaved: a drift of the machine hits both alike
             opts.wait_quiet()
-            out = _spawn("point", {"rate": rate, "seconds": seconds, "max_trades": 0, "warmup": 1.0, "bridge": path})
+            out = _spawn("point", {"rate": rate, "seconds": seconds, "max_trades": 0, "warmup": 1.0, "bridge": path,
+                                   "sched_batch": opts.sched_batch})
             points[path][key] = out
             lat, dwell = out["callback_to_decision"], out["dll_dwell"]
             opts.say(f"pipeline {path} @ {rate:g} trades/s: {out['events_per_s']:,.0f} events/s, cb->decision p50 "
@@ -256,7 +259,7 @@ def run(opts: Options) -> dict[str, Any]:
         for path in ways:
             opts.wait_quiet()
             runs[path].append(_spawn("point", {"rate": None, "seconds": 0, "max_trades": full_trades, "warmup": 0.3,
-                                               "bridge": path}))
+                                               "bridge": path, "sched_batch": opts.sched_batch}))
     for path in ways:
         runs[path].sort(key=lambda o: o["events_per_s_all_written"])
         full = dict(runs[path][(len(runs[path]) - 1) // 2])
@@ -354,8 +357,10 @@ def main(argv: list[str]) -> int:
         os.abort()
     from app.loops import run as run_loop
 
+    sched_batch = params.get("sched_batch", True)
     out = run_loop(lambda: pipeline_point(params["rate"], params["seconds"], params["max_trades"],
-                                          params["warmup"], params.get("bridge", "auto")))
+                                          params["warmup"], params.get("bridge", "auto"), sched_batch),
+                   sched_batch=sched_batch)
     print(json.dumps(out), flush=True)
     return 0
 

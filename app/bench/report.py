@@ -259,4 +259,6 @@ def render_machine(p: Printer, machine: dict[str, Any]) -> None:
            f"Python {machine['python']}  {machine['platform']}  commit {machine.get('commit') or '?'}")
     p.line(f"load average {machine.get('load_start')} -> {machine.get('load_end')}; waited "
            f"{machine.get('waited_for_quiet_s', 0):g} s in all for other processes to go quiet"
-           + (f"; workers at nice {machine['nice']}" if machine.get("nice") is not None else ""))
+           + (f"; workers at nice {machine['nice']}" if machine.get("nice") is not None else "")
+           + ("; threads SCHED_BATCH (run.sched_batch)" if machine.get("sched") == "batch" else
+              "; default scheduling policy (--sched default)" if machine.get("sched") == "default" else ""))

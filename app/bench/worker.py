@@ -37,6 +37,7 @@ from app.feed.profitdll.callbacks import ThreadStatePinner
 from app.feed.profitdll.library import ProfitLibrary, load
 from app.feed.simulator import SimControl, library_path
 from app.feed.tickers import resolve
+from app.sched_policy import batch_current_thread
 
 FAULT_ENV = "HMARL_BENCH_FAULT"
 GAP_EVERY = 100
@@ -313,6 +314,7 @@ class Options:
     quiet: float | None = None  # before a point, wait up to this long for the other processes to go quiet
     quiet_budget: float = 90.0  # ... and at most this long in all
     nice: int | None = None  # niceness of every worker process (negative needs privileges); None = inherited
+    sched_batch: bool = True  # every worker's threads SCHED_BATCH, as run.sched_batch does live (Linux)
     progress: Callable[[str], None] | None = None  # one line per point, as it finishes
     waited: float = 0.0
 
@@ -341,7 +343,7 @@ class Options:
 
     def base(self) -> dict[str, Any]:
         """Keys every worker config carries."""
-        out: dict[str, Any] = {"api": self.api, "fault": self.fault, "loop": self.loop}
+        out: dict[str, Any] = {"api": self.api, "fault": self.fault, "loop": self.loop, "sched_batch": self.sched_batch}
         if self.nice is not None:
             out["nice"] = self.nice
         return out
@@ -402,6 +404,8 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"error": f"cannot set nice {cfg['nice']}: {exc} (negative values need root or "
                                        "CAP_SYS_NICE)"}), flush=True)
             os._exit(1)
+    if cfg.get("sched_batch"):  # first: every thread of the worker inherits it, whatever the design
+        batch_current_thread()
     interval = cfg.get("switchinterval")
     if interval:
         sys.setswitchinterval(float(interval))

@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nice", type=int, default=None, metavar="N",
                    help="run every worker at niceness N (e.g. -10 on a shared machine; negative needs root or "
                         "CAP_SYS_NICE); default: inherited")
+    p.add_argument("--sched", choices=("batch", "default"), default="batch",
+                   help="Linux: every worker's threads SCHED_BATCH, as run.sched_batch = true does live (default), "
+                        "or the kernel's default policy (run.sched_batch = false)")
     p.add_argument("--api", choices=("v1", "v2"), default="v1",
                    help="trade callback: v1 = TNewTradeCallback (all fields as arguments, default); "
                         "v2 = SetTradeCallbackV2 + TranslateTrade inside the callback")
@@ -140,10 +143,11 @@ def run(args: argparse.Namespace) -> int:
 
     opts = Options(quick=args.quick, seconds=args.seconds, events=args.events, api=args.api, loop=args.loop,
                    fault=fault, switch_intervals=intervals, repeat=args.repeat, quiet=args.quiet_wait,
-                   nice=args.nice, progress=progress)
+                   nice=args.nice, sched_batch=args.sched == "batch", progress=progress)
     machine = report.machine_info()
     machine["load_start"] = report.load_average()
     machine["nice"] = args.nice
+    machine["sched"] = args.sched
     out: dict[str, Any] = {"bench": names, "machine": machine, "quick": args.quick, "sections": {}}
     if fault:
         out["injected_fault"] = fault

@@ -278,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(summary), flush=True)
 
     guard = StopGuard(cfg.run.stop_timeout, report_overrun)
-    code, error = run_loop(lambda: _main(args, cfg, app, guard), args.loop)  # type: ignore[misc]
+    code, error = run_loop(lambda: _main(args, cfg, app, guard), args.loop,  # type: ignore[misc]
+                           sched_batch=cfg.run.sched_batch)
     if args.json:
         print(json.dumps(final_summary(app, loop_name, error)), flush=True)
     guard.disarm()

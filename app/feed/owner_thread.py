@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
+from app.sched_policy import batch_current_thread
+
 _STOP = object()
 
 
@@ -29,7 +31,8 @@ class Pump(Protocol):
 
 
 class OwnerThread:
-    def __init__(self, name: str = "profitdll-owner") -> None:
+    def __init__(self, name: str = "profitdll-owner", sched_batch: bool = False) -> None:
+        self.sched_batch = sched_batch  # run.sched_batch: a DLL callback waking this thread does not get preempted
         self._commands: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.commands_run = 0
         self._pump: Pump | None = None
@@ -65,6 +68,8 @@ class OwnerThread:
                     time.sleep(0.01)  # a pump failing every time must not spin a core
 
     def _run(self) -> None:
+        if self.sched_batch:
+            batch_current_thread()
         while True:
             item = self._next()
             if item is _STOP:

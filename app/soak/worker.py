@@ -235,7 +235,7 @@ def entry() -> None:
     flags = set(sys.argv[6].split(",")) if len(sys.argv) > 6 else set()
     target = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     raise SystemExit(run_loop(lambda: main(seconds, every, sample_every, cfg, "storage" in flags,
-                                           "compare" in flags, target)))
+                                           "compare" in flags, target), sched_batch=cfg.run.sched_batch))
 
 
 if __name__ == "__main__":

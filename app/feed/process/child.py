@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s %(levelname)-7s [feed child {os.getpid()}] %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return int(run_loop(lambda: Child(cfg, args).run()))  # type: ignore[arg-type]
+    return int(run_loop(lambda: Child(cfg, args).run(), sched_batch=cfg.run.sched_batch))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

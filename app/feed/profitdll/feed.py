@@ -63,7 +63,8 @@ class ProfitDllFeed:
         path = self.library_path()
         self.session = session = await DllSession.open(
             library.load, path, feed_cfg.depth_levels, feed_cfg.keep_thread_state, feed_cfg.allow_old_dll,
-            feed_cfg.depth_flush_add == "ends_bracket", feed_cfg.bridge, feed_cfg.ring_nap_us / 1e6)
+            feed_cfg.depth_flush_add == "ends_bracket", feed_cfg.bridge, feed_cfg.ring_nap_us / 1e6,
+            self.cfg.run.sched_batch)
         creds = self.credentials()
         password = self.routing_password() if feed_cfg.routing else None  # a missing one fails before login
         self.bridge = Bridge(loop, sink, self.cfg.bridge.warn_depth, self.routing_sink,

@@ -90,14 +90,14 @@ class DllSession:
     @classmethod
     async def open(cls, lib_loader: Any, path: str, depth_levels: int, keep_thread_state: bool,
                    allow_old: bool = False, flush_add_ends_bracket: bool = True, bridge: str = "auto",
-                   nap_s: float = 100e-6) -> "DllSession":
+                   nap_s: float = 100e-6, sched_batch: bool = False) -> "DllSession":
         """The session of the library at `path`; on first use the owner thread starts and loads the library
         (loading runs the DLL's initialization code, so it too happens on the owner thread). `bridge` (feed.bridge)
         counts on first use only: the callbacks a DLL was initialized with stay for the process."""
         session = _sessions.get(path)
         if session is None:
             path_kind = choose(bridge)
-            owner = OwnerThread()
+            owner = OwnerThread(sched_batch=sched_batch)
             try:
                 lib = await owner.call(lib_loader, path, allow_old)
             except BaseException:
