@@ -70,8 +70,9 @@ class FeedConfig(_Section):
     # who the DLL calls back: "native" (C functions filling a ring the owner thread drains: the DLL's threads never
     # take the GIL), "ctypes" (Python callbacks), "auto" (native when it was built at install, else ctypes)
     bridge: Literal["auto", "native", "ctypes"] = "auto"
-    # native ring: the owner thread's nap between batches while data flows, microseconds (latency vs. its CPU)
-    ring_nap_us: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 100
+    # native ring: the owner thread's nap between batches while data flows, microseconds (latency vs. its CPU); 0 =
+    # no naps: it sleeps until a record wakes it, so the DLL's thread makes a wake system call once per batch
+    ring_nap_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 100
 
     def __post_init__(self) -> None:
         if not self.tickers:

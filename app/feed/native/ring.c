@@ -355,14 +355,21 @@ RING_EXPORT int32_t ring_hold(int64_t timeout_ns)
 /* The owner thread's wait between batches, whole in C so that an empty nap costs it no GIL and no Python: up to
  * `naps` naps of nap_ns (records do not end them: the DLL's threads make no wake syscall while data flows), each
  * ended early only by ring_notify; once records are there after a nap it returns. After `naps` empty naps it sleeps
- * until a record or ring_notify wakes it, or idle_ns passed. Returns as ring_wait, plus bit 2 when it slept. */
-RING_EXPORT int32_t ring_pump_wait(int64_t nap_ns, int32_t naps, int64_t idle_ns)
+ * until a record or ring_notify wakes it, or idle_ns passed. Returns as ring_wait, plus bit 2 when it slept and
+ * bit 3 when the wait lasted window_ns or more (> 0; timed here, so the GIL taken back afterwards does not count):
+ * naps that long would not have spared the DLL's thread its wake. */
+RING_EXPORT int32_t ring_pump_wait(int64_t nap_ns, int32_t naps, int64_t idle_ns, int64_t window_ns)
 {
-    for (int32_t i = 0; i < naps; i++) {
-        int32_t flags = ring_wait(nap_ns, 0);
-        if (flags || !g_data) return flags;
+    int64_t t0 = ring_now_ns();
+    int32_t flags = 0;
+    int32_t i = 0;
+    for (; i < naps; i++) {
+        flags = ring_wait(nap_ns, 0);
+        if (flags || !g_data) break;
     }
-    return ring_wait(idle_ns, 1) | 4; /* 4: it slept, the flow is sparse */
+    if (i == naps && g_data) flags = ring_wait(idle_ns, 1) | 4; /* 4: it slept */
+    if (window_ns > 0 && ring_now_ns() - t0 >= window_ns) flags |= 8;
+    return flags;
 }
 
 /* Called once by the consumer thread: its naps end when asked (Linux: 1 us timer slack instead of 50 us). */

@@ -38,7 +38,7 @@ _EXPORTS: dict[str, tuple[Any, list[Any]]] = {
     "ring_reset": (None, []),
     "ring_free": (None, []),
     "ring_wait": (c_int32, [c_int64, c_int32]),
-    "ring_pump_wait": (c_int32, [c_int64, c_int32, c_int64]),
+    "ring_pump_wait": (c_int32, [c_int64, c_int32, c_int64, c_int64]),
     "ring_hold": (c_int32, [c_int64]),
     "ring_notify": (None, []),
     "ring_consumer_thread": (None, []),
@@ -173,10 +173,11 @@ class NativeRing:
         latency. Returns what is there when it ends either way."""
         return self._wait(-1 if timeout_s is None else int(timeout_s * 1e9), 1 if records_wake else 0)
 
-    def pump_wait(self, nap_s: float, naps: int, idle_s: float) -> int:
+    def pump_wait(self, nap_s: float, naps: int, idle_s: float, window_s: float = 0.0) -> int:
         """Between batches: up to `naps` naps of nap_s ending once records are there (records do not wake them),
-        then a sleep of up to idle_s that a record ends - all in one C call, GIL released. notify() ends either."""
-        return self._pump_wait(int(nap_s * 1e9), naps, int(idle_s * 1e9))
+        then a sleep of up to idle_s that a record ends - all in one C call, GIL released. notify() ends either.
+        Returns as wait(), plus 4 when it slept and 8 when it lasted window_s or more (window_s > 0)."""
+        return self._pump_wait(int(nap_s * 1e9), naps, int(idle_s * 1e9), int(window_s * 1e9))
 
     def hold(self, timeout_s: float) -> int:
         """Sleep, GIL released, until notify() or the timeout; records in the ring do not end it (the loop has a

@@ -247,3 +247,78 @@ def test_the_owner_thread_leaves_records_in_the_ring_while_the_loop_is_behind(na
     while len(delivered) < 1_000:
         intake.pump()
     assert [ev.result for ev in delivered] == list(range(1_000))
+
+
+def test_pump_wait_says_when_it_lasted_longer_than_the_naps_would(native):
+    native.start(depth_levels=5)
+    flags = native.pump_wait(0.0, 0, 0.05, 0.01)  # nothing comes: it sleeps its 50 ms out
+    assert flags & 4 and flags & 8
+    native.state(2, 4)
+    flags = native.pump_wait(50e-6, 10, 0.05, 0.01)  # records already there: back at once, no nap, no sleep
+    assert flags & 1 and not flags & (4 | 8)
+    assert [e.result for e in native.drain_events()] == [4]
+
+
+def test_the_owner_thread_naps_only_while_its_naps_cover_the_gaps_between_batches(native):
+    """Gaps longer than IDLE_NAPS naps: every record wakes the thread anyway, so it stops napping (the naps would only
+    cost CPU and latency); gaps its naps cover: it naps again, and the DLL's threads make no wake call."""
+    native.start(depth_levels=5, capacity=4096)
+    delivered: list = []
+    bridge = SimpleNamespace(depth=0, put_batch=delivered.extend)
+    session = SimpleNamespace(lib=None, bridge=bridge, on_state=lambda *_: None, invalid_tickers=set())
+    intake = native_intake.NativeIntake(session, native, nap_s=50e-6)  # type: ignore[arg-type]  # 0.5 ms of naps
+    assert intake.naps == native_intake.IDLE_NAPS
+    stop = threading.Event()
+    pumper = threading.Thread(target=lambda: [intake.pump() for _ in iter(stop.is_set, True)])
+    pumper.start()
+    try:
+        for j in range(60):  # 5 ms apart: ten times what the naps cover
+            native.state(7, j)
+            time.sleep(0.005)
+        assert intake.naps == 0 and intake.covered < native_intake.NAP_OFF
+        wakes = native.stat("wakes")
+        j = 60
+        end = time.monotonic() + 10
+        while intake.naps == 0 and time.monotonic() < end:  # back to back: the sleeps end within the naps' span
+            native.state(7, j)
+            j += 1
+            if j % 8 == 0:
+                time.sleep(0.0001)
+        assert intake.naps == native_intake.IDLE_NAPS and intake.covered >= native_intake.NAP_ON
+        assert native.stat("wakes") > wakes  # while not napping, records woke it
+    finally:
+        stop.set()
+        native.notify()
+        pumper.join(5)
+    end = time.monotonic() + 5
+    while len(delivered) < j and time.monotonic() < end:
+        intake.pump()
+    assert [ev.result for ev in delivered] == list(range(j))
+
+
+def test_ring_nap_us_0_never_naps(native):
+    """feed.ring_nap_us = 0: the owner thread sleeps between batches and each record after a gap wakes it."""
+    native.start(depth_levels=5)
+    delivered: list = []
+    bridge = SimpleNamespace(depth=0, put_batch=delivered.extend)
+    session = SimpleNamespace(lib=None, bridge=bridge, on_state=lambda *_: None, invalid_tickers=set())
+    intake = native_intake.NativeIntake(session, native, nap_s=0.0)  # type: ignore[arg-type]
+    stop = threading.Event()
+    pumper = threading.Thread(target=lambda: [intake.pump() for _ in iter(stop.is_set, True)])
+    pumper.start()
+    wakes = native.stat("wakes")
+    try:
+        for j in range(20):  # 1 ms apart: asleep in between, the owner thread is woken by the record
+            native.state(7, j)
+            time.sleep(0.001)
+            assert intake.naps == 0
+    finally:
+        stop.set()
+        native.notify()
+        pumper.join(5)
+    delivered += native.drain_events()
+    assert [ev.result for ev in delivered] == list(range(20))
+    assert native.stat("wakes") - wakes >= 5
+    from app import config as config_mod
+
+    assert config_mod.load(None, {"feed.ring_nap_us": 0}).feed.ring_nap_us == 0
