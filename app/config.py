@@ -70,8 +70,8 @@ class FeedConfig(_Section):
     # who the DLL calls back: "native" (C functions filling a ring the owner thread drains: the DLL's threads never
     # take the GIL), "ctypes" (Python callbacks), "auto" (native when it was built at install, else ctypes)
     bridge: Literal["auto", "native", "ctypes"] = "auto"
-    # native ring: the owner thread's nap between batches while data flows, microseconds (latency vs. its CPU); 0 =
-    # no naps: it sleeps until a record wakes it, so the DLL's thread makes a wake system call once per batch
+    # native ring: the owner thread's nap between batches, microseconds, taken while its naps cover nearly every gap
+    # (the DLL's threads then make no wake call; latency vs. its CPU); 0 = never nap: a record wakes it each time
     ring_nap_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 100
 
     def __post_init__(self) -> None:

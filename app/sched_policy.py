@@ -7,7 +7,8 @@ batch (dwell p99 ~170 us on the reference machine at ~200 events/s), the owner t
 loop runs and blocks on it (two more context switches per batch). A SCHED_BATCH thread, once woken, waits for the
 CPU it was placed on instead (or takes the idle one), so each waker finishes its few microseconds first; nothing is
 given up in priority, and no privilege is needed. Threads and processes started afterwards by these threads (the
-stand-in's DLL threads, ZeroMQ's I/O thread, the Valkey server) inherit the policy. Elsewhere this is a no-op.
+stand-in's DLL threads, ZeroMQ's I/O thread, the Valkey server) inherit the policy. Embedded (App on a notebook's
+loop) only the owner thread is changed: the host's own thread is left as it is. Elsewhere this is a no-op.
 """
 from __future__ import annotations
 
