@@ -21,6 +21,9 @@ from typing import Any
 BATCH = 3  # events per batch: what the native ring hands the loop at a few hundred events/s
 GAPS_MS = (0.0, 1.0, 10.0)
 WARM_EVENTS = 2_000
+COLD_NODES = 512  # 32 KB: L1/L2-sized, 0.7 us back to back on the reference machine
+COLD_PAUSES = ((0.0, False), (1.0, False), (10.0, False), (10.0, True))  # (ms, spinning instead of asleep)
+COLD_REPS = 400
 
 
 async def measure(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -68,11 +71,27 @@ async def measure(cfg: dict[str, Any]) -> dict[str, Any]:
             await pipe.stop()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {"batch": BATCH, "batches_per_phase": per_phase, "rounds": rounds,
+    return {"batch": BATCH, "batches_per_phase": per_phase, "rounds": rounds, "machine": machine_cold(),
             "gaps": [{"gap_ms": g, "on_batch_us": median(r[0] for r in runs[g]),
                       "loop_us": median(r[1] for r in runs[g]),
                       "runs_on_batch_us": [r[0] for r in runs[g]], "runs_loop_us": [r[1] for r in runs[g]]}
                      for g in GAPS_MS]}
+
+
+def machine_cold() -> dict[str, Any] | None:
+    """The same yardstick without Python: a fixed C walk over COLD_NODES cache lines after each kind of pause (None
+    when the native ring is not built). Asleep against spinning tells the idle vCPU apart from the time passing."""
+    from app.feed.native import ring
+
+    native = ring.get()
+    if native is None:
+        return None
+    out: dict[str, Any] = {"nodes": COLD_NODES, "pauses": []}
+    for gap_ms, spin in COLD_PAUSES:
+        ns = native.cold_walk(COLD_NODES, gap_ms / 1e3, spin, COLD_REPS if gap_ms < 10 else COLD_REPS // 4)
+        out["pauses"].append({"gap_ms": gap_ms, "spin": spin, "median_us": median(ns) / 1e3,
+                              "p90_us": sorted(ns)[int(0.9 * (len(ns) - 1))] / 1e3})
+    return out
 
 
 def render(p: Any, s: dict[str, Any]) -> None:
@@ -90,4 +109,17 @@ def render(p: Any, s: dict[str, Any]) -> None:
     p.line("  on_batch runs the same instructions per event in every row: what grows is their cost on caches, branch "
            "predictors and a TLB that went cold while the loop slept; the loop thread adds the output tasks, whose "
            "50 ms intervals weigh more per event the sparser the events")
+    m = s.get("machine")  # older runs have none
+    if m:
+        hot = m["pauses"][0]["median_us"]
+        cells = [f"{_pause(c)} {c['median_us']:.1f} / {c['p90_us']:.1f} ({c['median_us'] / hot:.0f}×)"
+                 for c in m["pauses"]]
+        p.line(f"  the machine without Python, a fixed C walk over {m['nodes']} cache lines (median / p90 µs): "
+               + "; ".join(cells))
     p.line()
+
+
+def _pause(c: dict[str, Any]) -> str:
+    if not c["gap_ms"]:
+        return "back to back"
+    return f"{c['gap_ms']:g} ms {'spinning' if c['spin'] else 'asleep'}"

@@ -54,7 +54,10 @@ class BacklogMixin:
         else:  # chunks of at most max_batch, so one script call never takes more
             for i in range(0, len(events), step):
                 self._enqueue(events[i:i + step], payloads[i:i + step])
-        if self._n_inputs + self._n_derived >= step:
+        n = self._n_inputs + self._n_derived
+        if n > self._st["max_backlog"]:  # the high-water mark, so readers need not sample the backlog
+            self._st["max_backlog"] = n
+        if n >= step:
             self._wake.set()
 
     def _enqueue(self, events: list[Event], payloads: list[bytes]) -> None:

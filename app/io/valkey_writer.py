@@ -128,7 +128,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         self._late_arg = f"{self.prefix}:late:{self.run_id}:" if self._journal_dir is not None else ""
         self._st = {"written": 0, "inputs_written": 0, "caught_up": 0, "dropped": 0, "spilled": 0, "lost": 0,
                     "duplicates": 0, "late": 0, "undecodable": 0, "reconnects": 0, "batches": 0,
-                    "catchup_yields": 0,
+                    "catchup_yields": 0, "max_backlog": 0,
                     "last_batch_ms": 0.0, "max_batch_ms": 0.0, "errors": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------

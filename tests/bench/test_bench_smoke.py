@@ -269,6 +269,14 @@ def test_stages_section_names_every_stage_and_its_parts_add_up_to_the_loop(quick
     assert [g["gap_ms"] for g in sp["gaps"]] == [0.0, 1.0, 10.0] and sp["batch"] == 3
     for g in sp["gaps"]:
         assert g["on_batch_us"] > 0 and g["loop_us"] >= g["on_batch_us"] and len(g["runs_loop_us"]) == sp["rounds"]
+    from app.feed.native import ring
+
+    m = sp["machine"]  # the C walk beside it, wherever the ring was built
+    assert (m is None) == (ring.get() is None)
+    if m is not None:
+        assert [(c["gap_ms"], c["spin"]) for c in m["pauses"]] == [(0.0, False), (1.0, False), (10.0, False),
+                                                                   (10.0, True)]
+        assert all(0 < c["median_us"] <= c["p90_us"] for c in m["pauses"])
 
 
 def test_a_gap_in_the_fed_input_fails_the_stages_section():

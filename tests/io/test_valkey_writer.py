@@ -138,6 +138,7 @@ def test_valkey_killed_mid_run_catches_up_to_the_journal_and_the_loop_stays_resp
 
     n, down, stats, lag_down, lag_all, exp, got = asyncio.run(main())
     assert not down["connected"] and down["spilled"] > 0  # the outage overflowed the backlog into the journal
+    assert 500 <= stats["max_backlog"] <= 1000  # its high-water mark: the inputs' bound, plus derived events
     assert stats["connected"] and stats["reconnects"] >= 1 and stats["caught_up"] > 0 and stats["lost"] == 0
     assert stats["catchup_yields"] > 0  # catch-up while the feed flowed: it left the loop to the feed in between
     assert {k: len(v) for k, v in got.items()} == {k: len(v) for k, v in exp.items()}

@@ -50,6 +50,7 @@ _EXPORTS: dict[str, tuple[Any, list[Any]]] = {
     "ring_set_tee": (c_int32, [c_int32, c_void_p]),
     "ring_test_start": (c_int32, [c_int32, c_int64, c_int32]),
     "ring_test_join": (c_int32, []),
+    "ring_test_cold": (c_int32, [c_int32, c_int64, c_int32, c_int32, POINTER(c_int64)]),
 }
 # C callback -> (attribute named as on app.feed.profitdll.callbacks.Callbacks, the abi prototype it matches)
 CALLBACKS = {
@@ -253,3 +254,11 @@ class NativeRing:
     def now_ns(self) -> int:
         """The C side's receive-time clock (the same as app.feed.clock.now_ns)."""
         return int(self.lib.ring_now())
+
+    def cold_walk(self, nodes: int, gap_s: float, spin: bool, reps: int) -> list[int]:
+        """ns of a fixed walk over `nodes` cache lines, each timed after gap_s asleep (or spinning): this machine's
+        price for work that starts on caches gone cold while idle (bench stages, spacing). GIL released."""
+        out = (ctypes.c_int64 * reps)()
+        if self.lib.ring_test_cold(nodes, int(gap_s * 1e9), int(spin), reps, out) != 0:
+            raise ValueError("ring_test_cold: bad arguments or no memory")
+        return list(out)

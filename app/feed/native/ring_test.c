@@ -10,6 +10,7 @@
 
 #ifndef _WIN32
 #include <pthread.h>
+#include <time.h>
 #endif
 
 #define FIELD(type, field) {#type "." #field, (int64_t)offsetof(type, field)}
@@ -132,5 +133,49 @@ RING_EXPORT int32_t ring_test_join(void)
 #endif
     }
     g_nthreads = 0;
+    return 0;
+}
+
+/* ---- the machine's cold start: a fixed memory walk timed after its thread slept, or spun, for gap_ns ---------- */
+/* A pointer chase over `nodes` cache lines (a fixed pseudo-random cycle), timed reps times; before each a wait of
+ * gap_ns, asleep (spin 0) or spinning on the clock (spin 1). out[i] = ns of walk i. What it shows is how much of a
+ * short burst of work goes to refilling caches and TLB that went cold while the thread - on a VM, the vCPU - was
+ * idle; the walk itself never changes. 0 = done; -1 bad arguments or no memory. */
+RING_EXPORT int32_t ring_test_cold(int32_t nodes, int64_t gap_ns, int32_t spin, int32_t reps, int64_t *out)
+{
+    if (nodes < 2 || reps < 1 || gap_ns < 0 || !out) return -1;
+    typedef struct Node { struct Node *next; char pad[64 - sizeof(void *)]; } Node;
+    Node *n = malloc((size_t)nodes * sizeof(Node));
+    int32_t *order = malloc((size_t)nodes * sizeof(int32_t));
+    if (!n || !order) { free(n); free(order); return -1; }
+    uint64_t x = 88172645463325252ull; /* xorshift: the same cycle every run */
+    for (int32_t i = 0; i < nodes; i++) order[i] = i;
+    for (int32_t i = nodes - 1; i > 0; i--) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int32_t j = (int32_t)(x % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j]; order[j] = t;
+    }
+    for (int32_t i = 0; i < nodes; i++) n[order[i]].next = &n[order[(i + 1) % nodes]];
+    free(order);
+    Node *volatile sink = n;
+    for (int32_t r = 0; r < reps; r++) {
+        if (spin) {
+            int64_t until = ring_now_ns() + gap_ns;
+            while (ring_now_ns() < until) {}
+        } else if (gap_ns) {
+#ifdef _WIN32
+            Sleep((DWORD)(gap_ns / 1000000));
+#else
+            struct timespec ts = {(time_t)(gap_ns / 1000000000), (long)(gap_ns % 1000000000)};
+            nanosleep(&ts, NULL);
+#endif
+        }
+        int64_t t0 = ring_now_ns();
+        Node *p = sink;
+        for (int32_t i = 0; i < nodes; i++) p = p->next;
+        out[r] = ring_now_ns() - t0;
+        sink = p;
+    }
+    free(n);
     return 0;
 }

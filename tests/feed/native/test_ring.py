@@ -259,6 +259,14 @@ def test_pump_wait_says_when_it_lasted_longer_than_the_naps_would(native):
     assert [e.result for e in native.drain_events()] == [4]
 
 
+def test_the_cold_walk_times_every_rep_and_refuses_bad_arguments(native):
+    ns = native.cold_walk(64, 0.0005, False, 5)
+    assert len(ns) == 5 and all(n > 0 for n in ns)
+    assert len(native.cold_walk(64, 0.0005, True, 3)) == 3
+    with pytest.raises(ValueError):
+        native.cold_walk(1, 0.0, False, 1)
+
+
 def test_the_owner_thread_naps_only_while_its_naps_cover_the_gaps_between_batches(native):
     """Gaps longer than IDLE_NAPS naps: every record wakes the thread anyway, so it stops napping (the naps would only
     cost CPU and latency); gaps its naps cover: it naps again, and the DLL's threads make no wake call."""
