@@ -171,6 +171,18 @@ class RecordDecoder:
     def decode(self, buf: memoryview, nbytes: int) -> list[Any]:
         """The events of the records in buf[:nbytes], in order; a record that fails to convert is counted."""
         out: list[Any] = []
+        if self.native:  # the common batch: C takes every record, and none of the set-up below is needed
+            off, n = _native_run(buf, 0, nbytes, out, self._names, self._hours, self.last_ts, Trade, Book, _AGGRESSOR,
+                                 _SIDE)
+            self.native_records += n
+            self.records += n
+            if off >= nbytes:
+                return out
+            return self._decode_from(buf, nbytes, out, off)
+        return self._decode_from(buf, nbytes, out, 0)
+
+    def _decode_from(self, buf: memoryview, nbytes: int, out: list[Any], off: int) -> list[Any]:
+        """decode() from byte `off`, where a record needs Python (or C is not built)."""
         emit = out.append
         last_ts, aggressor, sides, names, hours = self.last_ts, _AGGRESSOR, _SIDE, self._names, self._hours
         strings, hour_of = self._strings, self._hour
@@ -179,14 +191,8 @@ class RecordDecoder:
         s_v1, s_v2, s_tiny, s_depth = f_v1.size, f_v2.size, f_tiny.size, f_depth.size
         levels_of = LEVELS
         fast = _native_run if self.native else None
-        off = records = 0
+        records = 0
         while off < nbytes:
-            if fast is not None:  # as many records as C can take; the one it stops at is converted below
-                off, n = fast(buf, off, nbytes, out, names, hours, last_ts, Trade, Book, aggressor, sides)
-                records += n
-                self.native_records += n
-                if off >= nbytes:
-                    break
             kind, nslots = buf[off], buf[off + 1]
             records += 1
             try:
@@ -249,5 +255,9 @@ class RecordDecoder:
                 self.last_error = f"record of 0 slots at byte {off}"
                 break
             off += nslots * SLOT
+            if fast is not None and off < nbytes:  # as many records as C can take; the next it stops at comes here
+                off, n = fast(buf, off, nbytes, out, names, hours, last_ts, Trade, Book, aggressor, sides)
+                records += n
+                self.native_records += n
         self.records += records
         return out
