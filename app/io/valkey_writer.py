@@ -53,6 +53,7 @@ from app.io.valkey_extras import ExtrasMixin, ValkeyUnavailable  # noqa: F401 - 
 # the names other modules and tests import from here
 from app.io.valkey_keys import (INPUT_KINDS, INPUT_TYPES, KIND_OF, KINDS, NO_TICKER_KINDS, IdClock,  # noqa: F401
                                 entries_from_journal, key_of, run_start_ms, stream_key)
+from app.io.valkey_script import HeldScript
 from app.io.valkey_server import mask_url, normalize_url
 
 log = logging.getLogger("app.io.valkey")
@@ -151,6 +152,7 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         self._derived_ms = [0] * len(self._derived_ms)
         self._live_now = self._derived_now = 0
         self._closing = False
+        self._script = None  # bound to the client below on the first write
         self._client = redis.from_url(self.url, socket_timeout=self.cfg.timeout,
                                       socket_connect_timeout=self.cfg.timeout, retry=Retry(NoBackoff(), 0),
                                       health_check_interval=0)
@@ -432,10 +434,9 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
             self._keys_arg = [self._progress_key, *self._streams]
             self._maxlen_arg = _encode(self._maxlens)
         if self._script is None:
-            self._script = self._client.register_script(_WRITE_LUA)  # type: ignore[union-attr]
-        out = await self._script(keys=self._keys_arg, args=["" if last_seq is None else last_seq, now,
-                                                            self._maxlen_arg, *inputs, *derived, self._late_arg,
-                                                            len(self.prefix) + 1])
+            self._script = HeldScript(self._client, _WRITE_LUA)
+        out = await self._script(self._keys_arg, ["" if last_seq is None else last_seq, now, self._maxlen_arg,
+                                                  *inputs, *derived, self._late_arg, len(self.prefix) + 1])
         if out[1]:
             self._st["duplicates"] += int(out[1])
         if out[2]:

@@ -358,3 +358,41 @@ def test_the_backlog_keeps_exactly_the_newest_inputs(tmp_path):
 
     st = asyncio.run(main())
     assert st["spilled"] == 750 and st["backlog"] == 250 and st["catchup_pending"] == 750
+
+
+async def script_loads(client) -> int:
+    return (await client.info("commandstats")).get("cmdstat_script|load", {}).get("calls", 0)
+
+
+def test_writes_go_on_after_the_script_cache_is_flushed_and_the_held_connection_is_killed(valkey_url, tmp_path):
+    """The hot call runs EVALSHA on a connection of its own (app/io/valkey_script.py): a server that forgot the
+    script gets it again, and a connection the server closed is replaced, with every input event written once."""
+    async def main():
+        j = Journal(tmp_path, "run-h", JournalConfig())
+        await j.open()
+        w = ValkeyWriter(valkey_url, ValkeyConfig(batch_interval=0.01), j)
+        await w.start()
+        admin = redis.from_url(valkey_url)
+        events = inputs(3000)
+        for k, step in enumerate(range(0, len(events), 100)):
+            batch = events[step:step + 100]
+            j.append(batch)
+            w.enqueue(batch)
+            await wait_until(lambda: w.stats()["acked_seq"] == j.seq, 10)
+            if k == 5:
+                loads = await script_loads(admin)
+                await admin.script_flush()
+            if k == 7:  # the NOSCRIPT reply made the writer load it again
+                assert await script_loads(admin) == loads + 1
+            if k == 15:  # every normal client but admin: the writer's held connection among them
+                killed = await admin.client_kill_filter(_type="normal", skipme=True)
+                assert killed >= 1
+        stats = w.stats()
+        await admin.aclose()
+        await j.close()
+        await w.close()
+        return expected_ids(j.path), await stream_ids(valkey_url, expected_ids(j.path)), stats
+
+    exp, got, stats = asyncio.run(main())
+    assert got == exp and sum(len(v) for v in exp.values()) == 3000
+    assert stats["inputs_written"] + stats["caught_up"] >= 3000 and stats["lost"] == 0 and stats["reconnects"] >= 1
