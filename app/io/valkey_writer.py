@@ -79,6 +79,9 @@ class ValkeyWriter(BacklogMixin, CatchUpMixin, ExtrasMixin):
         self._client: redis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        if self._journal_obj is not None and hasattr(journal, "on_written"):
+            # what the journal just wrote may go now: at low rates one loop wake-up serves both, not one timer each
+            journal.on_written = self._wake.set
         self._closing = False
         self._connected = False
         self._clock_ack = IdClock(0)  # the ids of what Valkey has acknowledged (catch-up continues from it)
