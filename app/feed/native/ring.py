@@ -19,7 +19,7 @@ import threading
 from ctypes import POINTER, c_char_p, c_int32, c_int64, c_void_p
 from typing import Any, Callable
 
-from app.feed.native.ring_records import KIND_NAMES, RecordDecoder, check_layout
+from app.feed.native.ring_records import KIND_NAMES, RecordDecoder, bind_ring, check_layout
 from app.feed.profitdll import abi
 from app.metrics import LatencyHistogram
 
@@ -140,6 +140,7 @@ class NativeRing:
         self._wait = lib.ring_wait
         self._pump_wait = lib.ring_pump_wait
         self._hold = lib.ring_hold
+        bind_ring(path, *(ctypes.cast(getattr(lib, f), c_void_p).value or 0 for f in ("ring_pump_wait", "ring_drain")))
         self._tees: list[Any] = []  # ctypes thunks handed to ring_set_tee: alive while the C side may call them
 
     # -- lifecycle (the owner thread) ------------------------------------------------------------------------------
@@ -179,6 +180,21 @@ class NativeRing:
         then a sleep of up to idle_s that a record ends - all in one C call, GIL released. notify() ends either.
         Returns as wait(), plus 4 when it slept and 8 when it lasted window_s or more (window_s > 0)."""
         return self._pump_wait(int(nap_s * 1e9), naps, int(idle_s * 1e9), int(window_s * 1e9))
+
+    def pump_batch(self, wait: bool, nap_s: float, naps: int, idle_s: float, window_s: float,
+                   max_records: int) -> tuple[int, int, int, list[Any]]:
+        """The owner thread's turn: if `wait`, pump_wait(nap_s, naps, idle_s, window_s); then, unless notify() ended
+        it (flags bit 1: a DLL command goes first), drain up to max_records and convert them. (flags, records,
+        bytes, events); flags 0 when it did not wait. One C call, not two ctypes calls and the decoder's set-up,
+        where ring_decode.c was built: what the owner thread runs per batch on cold caches at low rates."""
+        if self.decoder.fused():
+            return self.decoder.pump(self._view, max_records, wait, int(nap_s * 1e9), naps, int(idle_s * 1e9),
+                                     int(window_s * 1e9))
+        flags = self.pump_wait(nap_s, naps, idle_s, window_s) if wait else 0
+        if flags & 2:
+            return flags, 0, 0, []
+        view, n, nbytes = self.drain_records(max_records)
+        return flags, n, nbytes, self.decoder.decode(view, nbytes) if nbytes else []
 
     def hold(self, timeout_s: float) -> int:
         """Sleep, GIL released, until notify() or the timeout; records in the ring do not end it (the loop has a

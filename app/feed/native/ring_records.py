@@ -23,9 +23,22 @@ from app.feed.b3time import hour_base_ns, parse_dll_datetime
 from app.feed.profitdll.callbacks import _AGGRESSOR, _SIDE, state_name
 
 try:  # the C copy of decode's common path (ring_decode.c); without it every record is converted here
+    from app.feed.native._decode import bind as _native_bind
+    from app.feed.native._decode import pump as _native_pump
     from app.feed.native._decode import run as _native_run
 except ImportError:  # no C compiler at install time
-    _native_run = None
+    _native_run = _native_pump = _native_bind = None
+
+_bound_to: str | None = None  # the ring library ring_decode.c's pump() calls into
+
+
+def bind_ring(path: str, pump_wait_address: int, drain_address: int) -> None:
+    """Give ring_decode.c the ring library's ring_pump_wait and ring_drain (a process loads one ring library)."""
+    global _bound_to
+    if _native_bind is not None:
+        _native_bind(pump_wait_address, drain_address)
+        _bound_to = path
+
 
 RK_STATE, RK_TRADE_V1, RK_TRADE_V2, RK_TINY, RK_DEPTH, RK_INVALID = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {0: "test", RK_STATE: "state", RK_TRADE_V1: "trade_v1", RK_TRADE_V2: "trade_v2", RK_TINY: "tiny_book",
@@ -180,6 +193,24 @@ class RecordDecoder:
                 return out
             return self._decode_from(buf, nbytes, out, off)
         return self._decode_from(buf, nbytes, out, 0)
+
+    def pump(self, buf: memoryview, max_records: int, wait: bool, nap_ns: int, naps: int, idle_ns: int,
+             window_ns: int) -> tuple[int, int, int, list[Any]]:
+        """The owner thread's turn in one C call (ring_decode.c pump; NativeRing.pump_batch says what it does):
+        (flags, records, bytes, events). Only where `fused()`."""
+        out: list[Any] = []
+        flags, n, nbytes, off, converted = _native_pump(buf, max_records, wait, out, self._names, self._hours,
+                                                        self.last_ts, Trade, Book, _AGGRESSOR, _SIDE, nap_ns, naps,
+                                                        idle_ns, window_ns)
+        self.native_records += converted
+        self.records += converted
+        if off < nbytes:
+            self._decode_from(buf, nbytes, out, off)
+        return flags, n, nbytes, out
+
+    def fused(self) -> bool:
+        """Whether pump() can run: the C decoder built and bound to the ring library (`bind_ring`)."""
+        return self.native and _bound_to is not None
 
     def _decode_from(self, buf: memoryview, nbytes: int, out: list[Any], off: int) -> list[Any]:
         """decode() from byte `off`, where a record needs Python (or C is not built)."""

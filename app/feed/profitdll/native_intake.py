@@ -2,14 +2,14 @@
 
 With feed.bridge = native (or auto with the ring built), the DLL calls the C callbacks of app/feed/native, whose
 records wait in the ring until the DLL owner thread - the one Python thread that calls the DLL - drains them. Its
-loop (OwnerThread with a pump) runs every queued DLL command first, then one `pump()`: one C call copies up to a
-batch of records, one pass converts them into events, and the bridge takes the whole batch with at most one
-`call_soon_threadsafe`. So the DLL's threads never take the GIL for market data, and a DLL command waits at most
-one batch, never a backlog.
+loop (OwnerThread with a pump) runs every queued DLL command first, then one `pump()`: one C call (ring_decode.c)
+waits for records with the GIL released, copies up to a batch of them and converts them into events, and the bridge
+takes the whole batch with at most one `call_soon_threadsafe`. So the DLL's threads never take the GIL for market
+data, and a DLL command waits at most one batch, never a backlog (a command ends the wait before any drain).
 
-Waiting: after a batch the thread naps (`nap_s`, records do not wake it), so the DLL's threads never pay for a wake
-system call while data flows; after `IDLE_NAPS` empty naps it sleeps until the next record wakes it (one wake per
-burst). The naps run in one C call (`pump_wait`): an empty one costs no GIL and no Python. Naps pay only while
+Waiting: between batches the thread naps (`nap_s`, records do not wake it), so the DLL's threads never pay for a
+wake system call while data flows; after `IDLE_NAPS` empty naps it sleeps until the next record wakes it (one wake
+per burst). The naps run inside that C call (`ring_pump_wait`): an empty one costs no GIL and no Python. Naps pay only while
 nearly every gap between batches is shorter than they last: the thread keeps a running share of the gaps its naps
 would cover (`covered`) and stops napping below `NAP_OFF`, starting again above `NAP_ON`; when the flow trickles it
 sleeps between batches, and the DLL's thread wakes it. A DLL command wakes it at once either way (`notify`). With
@@ -93,6 +93,7 @@ class NativeIntake:
         self.naps = IDLE_NAPS if nap_s > 0 else 0  # before sleeping: IDLE_NAPS while naps cover the gaps, else 0
         self.covered = 1.0  # running share of the gaps between batches that IDLE_NAPS naps last longer than
         self.held = 0  # holds: the loop had HOLD_DEPTH events waiting
+        self._wait = True  # whether the next pump() waits before draining (not right after a full batch)
         self.unrouted = 0
         self.callbacks = native  # the C callbacks, under the attribute names of Callbacks
 
@@ -118,7 +119,7 @@ class NativeIntake:
 
     # -- the owner thread's pump --------------------------------------------------------------------------------
     def pump(self) -> None:
-        """Deliver one batch if there is one, then nap or sleep as the flow allows (in C, GIL released)."""
+        """Nap or sleep as the flow allows (in C, GIL released), then deliver the batch there is, if any."""
         r = self.ring
         bridge = self.session.bridge
         if bridge is not None and bridge.depth >= HOLD_DEPTH:
@@ -129,20 +130,18 @@ class NativeIntake:
                 r.hold(HOLD_WAIT_S)
             bridge.hold_waiter = None
             return
-        view, n, nbytes = r.drain_records(BATCH_RECORDS)
-        if n:
-            self._deliver(r.decoder.decode(view, nbytes))
-            if n >= BATCH_RECORDS or nbytes * 2 > ring.BUFFER_BYTES:
-                return  # more are probably waiting: no nap
-        if self.nap_s <= 0:  # feed.ring_nap_us = 0: never nap
-            r.pump_wait(0.0, 0, IDLE_WAIT_S)
-            return
-        missed = r.pump_wait(self.nap_s, self.naps, IDLE_WAIT_S, IDLE_NAPS * self.nap_s) & 8
-        covered = self.covered = self.covered + ((0.0 if missed else 1.0) - self.covered) * COVER_ALPHA
-        if self.naps and covered < NAP_OFF:
-            self.naps = 0
-        elif not self.naps and covered >= NAP_ON:
-            self.naps = IDLE_NAPS
+        wait, nap_s = self._wait, self.nap_s  # (feed.ring_nap_us = 0: naps is 0, never nap)
+        flags, n, nbytes, events = r.pump_batch(wait, nap_s, self.naps, IDLE_WAIT_S, IDLE_NAPS * nap_s, BATCH_RECORDS)
+        if wait and nap_s > 0:
+            covered = self.covered = self.covered + ((0.0 if flags & 8 else 1.0) - self.covered) * COVER_ALPHA
+            if self.naps and covered < NAP_OFF:
+                self.naps = 0
+            elif not self.naps and covered >= NAP_ON:
+                self.naps = IDLE_NAPS
+        if events:
+            self._deliver(events)
+        # after a full batch more are probably waiting: the next turn drains at once, no nap
+        self._wait = n < BATCH_RECORDS and nbytes * 2 <= ring.BUFFER_BYTES
 
     def notify(self) -> None:
         self.ring.notify()

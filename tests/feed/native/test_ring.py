@@ -259,6 +259,30 @@ def test_pump_wait_says_when_it_lasted_longer_than_the_naps_would(native):
     assert [e.result for e in native.drain_events()] == [4]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["one C call", "ctypes calls"])
+def test_pump_batch_waits_drains_and_converts_and_lets_a_command_go_first(native, fused):
+    native.start(depth_levels=5)
+    if fused and not native.decoder.fused():
+        pytest.skip("ring_decode.c not built")
+    native.decoder.native = fused  # False: the path without ring_decode.c
+    flags, n, nbytes, events = native.pump_batch(True, 0.0, 0, 0.01, 0.005, 100)  # nothing comes: sleeps 10 ms
+    assert flags & 4 and flags & 8 and n == nbytes == 0 and events == []
+    for j in range(3):
+        native.state(2, j)
+    flags, n, nbytes, events = native.pump_batch(True, 50e-6, 10, 0.05, 0.0, 100)
+    assert flags & 1 and n == 3 and nbytes > 0 and [e.result for e in events] == [0, 1, 2]
+    native.state(2, 3)
+    native.notify()  # a DLL command is queued: it goes before the record
+    flags, n, nbytes, events = native.pump_batch(True, 50e-6, 10, 0.05, 0.0, 100)
+    assert flags & 2 and n == nbytes == 0 and events == []
+    flags, n, _, events = native.pump_batch(False, 0.0, 0, 0.0, 0.0, 100)  # no wait: straight to the drain
+    assert flags == 0 and n == 1 and [e.result for e in events] == [3]
+    for j in range(4, 10):
+        native.state(2, j)
+    _, n, _, events = native.pump_batch(False, 0.0, 0, 0.0, 0.0, 4)  # at most max_records
+    assert n == 4 and [e.result for e in events] == [4, 5, 6, 7]
+
+
 def test_the_cold_walk_times_every_rep_and_refuses_bad_arguments(native):
     ns = native.cold_walk(64, 0.0005, False, 5)
     assert len(ns) == 5 and all(n > 0 for n in ns)
