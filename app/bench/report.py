@@ -119,6 +119,9 @@ def render_generic(p: Printer, s: dict[str, Any]) -> None:
     p.line()
 
 
+_SPLIT = ("loop", "owner", "other", "zmq", "files", "dll")
+
+
 def render_pipeline(p: Printer, s: dict[str, Any]) -> None:
     rows = []
     for rate in s["rates"]:
@@ -137,6 +140,12 @@ def render_pipeline(p: Printer, s: dict[str, Any]) -> None:
              "dwell p99/max us"], rows)
     runs = "; ".join(f"{path} {s['points'][path]['full'].get('runs_events_per_s')}" for path in s.get("paths", []))
     p.line(f"  {s.get('note', '')}; full-speed runs (events/s written): {runs}")
+    split = [f"{path} @ {rate} " + "/".join(f"{by[k]:.1f}" for k in _SPLIT if k in by)
+             for rate in s["rates"] for path in s.get("paths", ["ctypes"])
+             if (by := s["points"][path][rate].get("cpu_by_thread"))]  # runs saved before it existed have none
+    if split:
+        p.line("  CPU % of a core by thread (loop/owner/rest, the rest as ZeroMQ's I/O/files/the DLL's threads): "
+               + "; ".join(split))
     render_goals(p, s.get("goals", {}))
 
 
