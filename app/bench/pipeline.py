@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from app.bench.worker import Options, WorkerError
 from app.feed.native import ring
@@ -253,25 +253,37 @@ def run(opts: Options) -> dict[str, Any]:
     points: dict[str, dict[str, Any]] = {path: {} for path in ways}
     keys = [str(r) for r in rates]
 
-    def paced(key: str, rate: float) -> None:
-        for path in ways:  # the paths interleaved: a drift of the machine hits both alike
-            opts.wait_quiet()
-            out = _spawn("point", {"rate": rate, "seconds": seconds, "max_trades": 0, "warmup": 1.0, "bridge": path,
-                                   "sched_batch": opts.sched_batch})
-            points[path][key] = out
-            lat, dwell = out["callback_to_decision"], out["dll_dwell"]
-            opts.say(f"pipeline {path} @ {rate:g} trades/s: {out['events_per_s']:,.0f} events/s, cb->decision p50 "
-                     f"{lat['p50_us']} p99 {lat['p99_us']} p999 {lat['p999_us']} us, cpu {out['cpu_percent']:.1f}%, "
-                     f"dwell p99 {dwell['p99_us']} max {dwell['max_us']} us")
+    def paced(key: str, rate: float, repeat: int = 1, rank: Callable[[dict[str, Any]], float] | None = None) -> None:
+        tries: dict[str, list[dict[str, Any]]] = {path: [] for path in ways}
+        for _ in range(repeat):
+            for path in ways:  # the paths interleaved: a drift of the machine hits both alike
+                opts.wait_quiet()
+                out = _spawn("point", {"rate": rate, "seconds": seconds, "max_trades": 0, "warmup": 1.0,
+                                       "bridge": path, "sched_batch": opts.sched_batch})
+                tries[path].append(out)
+                lat, dwell = out["callback_to_decision"], out["dll_dwell"]
+                opts.say(f"pipeline {path} @ {rate:g} trades/s: {out['events_per_s']:,.0f} events/s, cb->decision "
+                         f"p50 {lat['p50_us']} p99 {lat['p99_us']} p999 {lat['p999_us']} us, cpu "
+                         f"{out['cpu_percent']:.1f}%, dwell p99 {dwell['p99_us']} max {dwell['max_us']} us")
+        for path, outs in tries.items():  # the run with the median of what the goal judges; every run's kept
+            chosen = dict(sorted(outs, key=rank)[(len(outs) - 1) // 2]) if rank else outs[0]
+            if len(outs) > 1:
+                chosen["runs_cpu_percent"] = [round(o["cpu_percent"], 1) for o in outs]
+                chosen["runs_callback_to_decision"] = [[o["callback_to_decision"][k] for k in ("p50_us", "p99_us")]
+                                                       for o in outs]
+            points[path][key] = chosen
 
     for rate in rates:
         paced(str(rate), rate)
     if not opts.quick:
         done = [o for by_rate in points.values() for o in by_rate.values()]
         per_trade = sum(o["events"] for o in done) / max(1, sum(o["trades"] for o in done))
+        # the goals' points: one 8 s window is noisy on a shared box (CPU at ~200 events/s 6.4-7.0 % in two runs of
+        # the same tree), so each is run `--repeat` times and the run with the median judged figure is kept
+        judged = {200: lambda o: o["cpu_percent"], 5000: lambda o: o["callback_to_decision"]["p50_us"]}
         for events in EVENT_RATES:
             keys.append(f"{events}ev")
-            paced(keys[-1], round(events / per_trade, 1))
+            paced(keys[-1], round(events / per_trade, 1), opts.repeats(), judged.get(events))
     runs: dict[str, list[dict[str, Any]]] = {path: [] for path in ways}
     for _ in range(opts.repeats()):
         for path in ways:
@@ -323,6 +335,10 @@ def goals(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
         also = best.get("5000") if key5k != "5000" else None
         more = f"; at 5,000 trades/s: p50 {also['callback_to_decision']['p50_us']} us, p99 " \
                f"{also['callback_to_decision']['p99_us']} us" if also else ""
+        runs = o.get("runs_callback_to_decision")
+        if runs:
+            more = f" (the median of {len(runs)} runs by p50; p50/p99 of each: " + \
+                ", ".join(f"{a:g}/{b:g}" for a, b in runs) + f" us){more}"
         out["latency_at_5k"] = {"met": ok, "figure": f"{path} at {o['events_per_s']:,.0f} events/s: p50 "
                                 f"{lat['p50_us']} us, p99 {lat['p99_us']} us, p999 {lat['p999_us']} us{more}",
                                 "target": "p50 <= 100 us, p99 <= 1 ms, p999 <= 5 ms at 5k events/s"}
@@ -339,6 +355,9 @@ def goals(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
             split += f": ZeroMQ's I/O thread {by['zmq']:.1f}, the file thread {by['files']:.1f}, the DLL's own " \
                      f"threads {by['dll']:.1f}"
         split += ")" if by else ""
+        if o.get("runs_cpu_percent"):
+            split += f" (the median of {len(o['runs_cpu_percent'])} runs: " + \
+                " / ".join(f"{c:.1f}" for c in o["runs_cpu_percent"]) + " %)"
         out["cpu_at_200"] = {"met": cpu <= 5.0, "figure": f"{path}: {cpu:.1f} % of one core at "
                              f"{o['events_per_s']:,.0f} events/s{split}{more}",
                              "target": "<= 5 % of one core at 200 events/s", "value": cpu}
