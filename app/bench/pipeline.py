@@ -253,7 +253,7 @@ def run(opts: Options) -> dict[str, Any]:
     points: dict[str, dict[str, Any]] = {path: {} for path in ways}
     keys = [str(r) for r in rates]
 
-    def paced(key: str, rate: float, repeat: int = 1, rank: Callable[[dict[str, Any]], float] | None = None) -> None:
+    def paced(key: str, rate: float, repeat: int = 1, rank: Callable[[dict[str, Any]], tuple] | None = None) -> None:
         tries: dict[str, list[dict[str, Any]]] = {path: [] for path in ways}
         for _ in range(repeat):
             for path in ways:  # the paths interleaved: a drift of the machine hits both alike
@@ -280,7 +280,9 @@ def run(opts: Options) -> dict[str, Any]:
         per_trade = sum(o["events"] for o in done) / max(1, sum(o["trades"] for o in done))
         # the goals' points: one 8 s window is noisy on a shared box (CPU at ~200 events/s 6.4-7.0 % in two runs of
         # the same tree), so each is run `--repeat` times and the run with the median judged figure is kept
-        judged = {200: lambda o: o["cpu_percent"], 5000: lambda o: o["callback_to_decision"]["p50_us"]}
+        # (p50 and p99 come from a log-bucket histogram: runs often tie on p50, and then p99 breaks the tie)
+        judged = {200: lambda o: (o["cpu_percent"],),
+                  5000: lambda o: (o["callback_to_decision"]["p50_us"], o["callback_to_decision"]["p99_us"])}
         for events in EVENT_RATES:
             keys.append(f"{events}ev")
             paced(keys[-1], round(events / per_trade, 1), opts.repeats(), judged.get(events))
@@ -337,7 +339,7 @@ def goals(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
                f"{also['callback_to_decision']['p99_us']} us" if also else ""
         runs = o.get("runs_callback_to_decision")
         if runs:
-            more = f" (the median of {len(runs)} runs by p50; p50/p99 of each: " + \
+            more = f" (the median of {len(runs)} runs by p50, then p99; p50/p99 of each: " + \
                 ", ".join(f"{a:g}/{b:g}" for a, b in runs) + f" us){more}"
         out["latency_at_5k"] = {"met": ok, "figure": f"{path} at {o['events_per_s']:,.0f} events/s: p50 "
                                 f"{lat['p50_us']} us, p99 {lat['p99_us']} us, p999 {lat['p999_us']} us{more}",
